@@ -1,0 +1,52 @@
+//! Deterministic blob keys. A stage that runs twice (a redelivered message) writes
+//! the same keys again, so retries overwrite instead of duplicating.
+//!
+//! Keys here are relative to a job's prefix (see [`job_prefix`]); `atelier process`
+//! uses an empty prefix so its output folder holds `variations/0.jpg` directly.
+
+use crate::job::JobId;
+
+/// Prefix under which the services keep one job's blobs.
+pub fn job_prefix(id: &JobId) -> String {
+    format!("jobs/{id}/")
+}
+
+/// Stored input photo `n`, keeping the client's format as extension.
+pub fn input(n: usize, ext: &str) -> String {
+    format!("inputs/{n}.{ext}")
+}
+
+/// Foreground mask of input `n` (8-bit grey PNG at analysis resolution).
+pub fn mask(n: usize) -> String {
+    format!("masks/{n}.png")
+}
+
+/// Variation `n` of the job (global index over all inputs).
+pub fn variation(n: usize) -> String {
+    format!("variations/{n}.jpg")
+}
+
+/// Upscaled copy of variation `n`.
+pub fn upscaled(n: usize) -> String {
+    format!("upscaled/{n}.jpg")
+}
+
+/// The job's slideshow video.
+pub const VIDEO: &str = "video.mp4";
+/// The job's Excel report.
+pub const REPORT: &str = "report.xlsx";
+/// The job's final response body.
+pub const RESULT: &str = "result.json";
+
+/// Content type to serve a key with, from its extension.
+pub fn content_type(key: &str) -> &'static str {
+    match key.rsplit('.').next() {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("mp4") => "video/mp4",
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}

@@ -1,0 +1,222 @@
+//! What each stage produces, and the state a job accumulates as it moves from
+//! stage to stage. Stage messages carry this state (blob keys and results so far,
+//! never pixels), so any worker can pick up any job.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::ImageAnalysis;
+use crate::job::JobSpec;
+use crate::request::{BackgroundKind, GenerateRequest, View};
+
+/// The four stages, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Analysis,
+    Generation,
+    Upscaling,
+    PostProcessing,
+}
+
+impl Stage {
+    /// Every stage in the order a job passes through them.
+    pub const ALL: [Stage; 4] = [Self::Analysis, Self::Generation, Self::Upscaling, Self::PostProcessing];
+
+    /// Snake-case name, as in `processing_times`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Analysis => "analysis",
+            Self::Generation => "generation",
+            Self::Upscaling => "upscaling",
+            Self::PostProcessing => "post_processing",
+        }
+    }
+}
+
+/// Analysis of input `input`, with the key of its stored mask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisOutput {
+    pub input: usize,
+    pub view: View,
+    pub analysis: ImageAnalysis,
+    /// Blob key of the foreground mask (relative to the job prefix).
+    pub mask_key: String,
+}
+
+/// One variation the request asks for, before it is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariationPlan {
+    /// Global index over the job, which also names the output file.
+    pub index: usize,
+    /// Which input photo it is made from.
+    pub input: usize,
+    pub view: View,
+    pub background: BackgroundKind,
+    /// Position among the same input's variations of the same kind (0-based), so
+    /// several plain images of one garment get distinct tones.
+    pub ordinal: u8,
+}
+
+/// Lays out every variation a request asks for: inputs in order, then white,
+/// plain and random, each repeated by its count.
+pub fn plan_variations(request: &GenerateRequest) -> Vec<VariationPlan> {
+    let mut plans = Vec::with_capacity(request.variation_count());
+    for (input, image) in request.input_images.iter().enumerate() {
+        for (kind, &count) in BackgroundKind::ALL.iter().zip(image.backgrounds.iter()) {
+            for ordinal in 0..count {
+                plans.push(VariationPlan {
+                    index: plans.len(),
+                    input,
+                    view: image.view,
+                    background: *kind,
+                    ordinal,
+                });
+            }
+        }
+    }
+    plans
+}
+
+/// A rendered variation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variation {
+    #[serde(flatten)]
+    pub plan: VariationPlan,
+    /// Blob key relative to the job prefix.
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    /// Seconds spent rendering and saving this image.
+    pub seconds: f64,
+}
+
+/// An upscaled variation, or the reason the original stands in for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upscaled {
+    /// Index of the variation it was made from.
+    pub variation: usize,
+    /// Blob key relative to the job prefix.
+    pub key: String,
+    pub factor: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Set when upscaling failed and the original was kept (the old service's fallback).
+    pub fallback: Option<String>,
+    /// Seconds spent upscaling and saving this image.
+    pub seconds: f64,
+}
+
+/// The encoded slideshow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoOutput {
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub frames: u32,
+    pub duration_seconds: f64,
+}
+
+/// What post-processing made (nothing for an images-only job).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PostOutput {
+    pub video: Option<VideoOutput>,
+    /// Blob key of the Excel report.
+    pub report_key: Option<String>,
+}
+
+/// Seconds each part of a job took. The old keys are always present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessingTimes {
+    /// From submission until the first stage started.
+    pub queue_wait: f64,
+    pub analysis: f64,
+    pub generation: f64,
+    pub upscaling: f64,
+    pub post_processing: f64,
+    /// Time spent writing artefacts to the blob store (inside the stages above).
+    pub saving: f64,
+    /// From submission until the result was complete.
+    pub total: f64,
+}
+
+impl ProcessingTimes {
+    /// Records `seconds` against `stage`.
+    pub fn set(&mut self, stage: Stage, seconds: f64) {
+        match stage {
+            Stage::Analysis => self.analysis = seconds,
+            Stage::Generation => self.generation = seconds,
+            Stage::Upscaling => self.upscaling = seconds,
+            Stage::PostProcessing => self.post_processing = seconds,
+        }
+    }
+
+    /// Seconds recorded against `stage`.
+    pub fn get(&self, stage: Stage) -> f64 {
+        match stage {
+            Stage::Analysis => self.analysis,
+            Stage::Generation => self.generation,
+            Stage::Upscaling => self.upscaling,
+            Stage::PostProcessing => self.post_processing,
+        }
+    }
+}
+
+/// A job and all it has produced so far. Each stage reads what earlier stages
+/// left here and adds its own part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobState {
+    pub spec: JobSpec,
+    pub analyses: Vec<AnalysisOutput>,
+    pub variations: Vec<Variation>,
+    pub upscaled: Vec<Upscaled>,
+    pub post: PostOutput,
+    pub times: ProcessingTimes,
+}
+
+impl JobState {
+    /// A job that has not started any stage.
+    pub fn new(spec: JobSpec) -> Self {
+        Self {
+            spec,
+            analyses: Vec::new(),
+            variations: Vec::new(),
+            upscaled: Vec::new(),
+            post: PostOutput::default(),
+            times: ProcessingTimes::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::InputImage;
+
+    #[test]
+    fn plans_follow_input_then_kind_order() {
+        let req = GenerateRequest {
+            input_images: vec![
+                InputImage { url: "a".into(), view: View::Front, backgrounds: [1, 2, 0] },
+                InputImage { url: "b".into(), view: View::Back, backgrounds: [0, 0, 1] },
+            ],
+            product_type: Default::default(),
+            gender: Default::default(),
+            text: None,
+            upscale: false,
+            upscale_factor: None,
+            priority: None,
+        };
+        let plans = plan_variations(&req);
+        let got: Vec<_> = plans.iter().map(|p| (p.index, p.input, p.background, p.ordinal)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, BackgroundKind::White, 0),
+                (1, 0, BackgroundKind::Plain, 0),
+                (2, 0, BackgroundKind::Plain, 1),
+                (3, 1, BackgroundKind::Random, 0),
+            ]
+        );
+        assert_eq!(plans[3].view, View::Back);
+    }
+}

@@ -1,0 +1,318 @@
+//! The request body of `POST /api/v1/generate` and `/generate/image`, exactly as
+//! the old Python service's clients send it (camelCase, unknown fields refused).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ValidationError;
+
+/// Most input images one request may carry.
+pub const MAX_INPUT_IMAGES: usize = 8;
+/// Most images of one background kind per input image.
+pub const MAX_PER_BACKGROUND: u8 = 4;
+/// Longest accepted free-text prompt, in characters.
+pub const MAX_TEXT_CHARS: usize = 2_000;
+/// Highest message priority (RabbitMQ `x-max-priority`).
+pub const MAX_PRIORITY: u8 = 9;
+/// Priority used when the request does not name one.
+pub const DEFAULT_PRIORITY: u8 = 5;
+
+/// A generation request as clients send it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenerateRequest {
+    /// The garment photos, 1 to [`MAX_INPUT_IMAGES`].
+    pub input_images: Vec<InputImage>,
+    /// Kind of product; steers prompts and the report.
+    #[serde(default)]
+    pub product_type: ProductType,
+    /// Who the garment is for; steers prompts and the report.
+    #[serde(default)]
+    pub gender: Gender,
+    /// Optional free text passed to generation as a prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Whether every variation is also upscaled.
+    #[serde(default)]
+    pub upscale: bool,
+    /// Upscale factor, 2 or 4 (new; default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upscale_factor: Option<u8>,
+    /// Queue priority 0–9, higher first (new; default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+}
+
+/// One photo of the garment and the variations wanted from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InputImage {
+    /// `http(s)` URL or `data:image/...;base64,` URI (a file path in `atelier process`).
+    pub url: String,
+    /// Which side of the garment the photo shows.
+    #[serde(default)]
+    pub view: View,
+    /// How many images to make on white, plain and random backgrounds, in that order.
+    pub backgrounds: [u8; 3],
+}
+
+/// The side of the garment a photo shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum View {
+    #[default]
+    Front,
+    Back,
+    Side,
+    Detail,
+}
+
+/// Product category of the garment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProductType {
+    #[default]
+    General,
+    Tops,
+    Bottoms,
+    Dresses,
+    Outerwear,
+    Shoes,
+    Accessories,
+}
+
+/// Target audience of the garment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gender {
+    Male,
+    Female,
+    #[default]
+    Unisex,
+}
+
+/// The three background families, in the order of `backgrounds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackgroundKind {
+    /// Pure #FFFFFF, the marketplace standard.
+    White,
+    /// A light solid colour harmonised with the garment.
+    Plain,
+    /// A seeded procedural studio scene.
+    Random,
+}
+
+impl BackgroundKind {
+    /// All kinds in the order of the request's `backgrounds` array.
+    pub const ALL: [BackgroundKind; 3] = [Self::White, Self::Plain, Self::Random];
+
+    /// Lower-case name as used in JSON and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::White => "white",
+            Self::Plain => "plain",
+            Self::Random => "random",
+        }
+    }
+}
+
+macro_rules! impl_as_str {
+    ($ty:ty { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Lower-case name as used in JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok(Self::$variant),)*
+                    other => Err(format!(
+                        "unknown value `{other}`, expected one of: {}",
+                        [$($name),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+impl_as_str!(View { Front => "front", Back => "back", Side => "side", Detail => "detail" });
+impl_as_str!(ProductType {
+    General => "general", Tops => "tops", Bottoms => "bottoms", Dresses => "dresses",
+    Outerwear => "outerwear", Shoes => "shoes", Accessories => "accessories",
+});
+impl_as_str!(Gender { Male => "male", Female => "female", Unisex => "unisex" });
+
+/// Upscale factors the pipeline supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum UpscaleFactor {
+    X2,
+    X4,
+}
+
+impl UpscaleFactor {
+    /// The factor as a multiplier.
+    pub fn get(self) -> u32 {
+        match self {
+            Self::X2 => 2,
+            Self::X4 => 4,
+        }
+    }
+}
+
+impl TryFrom<u8> for UpscaleFactor {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, Self::Error> {
+        match v {
+            2 => Ok(Self::X2),
+            4 => Ok(Self::X4),
+            other => Err(format!("upscale factor must be 2 or 4, got {other}")),
+        }
+    }
+}
+
+impl From<UpscaleFactor> for u8 {
+    fn from(f: UpscaleFactor) -> u8 {
+        f.get() as u8
+    }
+}
+
+impl GenerateRequest {
+    /// Checks every rule of the API contract that serde's types cannot express,
+    /// naming the first offending field.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.input_images.is_empty() {
+            return Err(ValidationError::new("inputImages", "at least one input image is required"));
+        }
+        if self.input_images.len() > MAX_INPUT_IMAGES {
+            return Err(ValidationError::new(
+                "inputImages",
+                format!("at most {MAX_INPUT_IMAGES} input images are accepted, got {}", self.input_images.len()),
+            ));
+        }
+        for (i, input) in self.input_images.iter().enumerate() {
+            if input.url.trim().is_empty() {
+                return Err(ValidationError::new(format!("inputImages[{i}].url"), "must not be empty"));
+            }
+            if let Some(n) = input.backgrounds.iter().find(|&&n| n > MAX_PER_BACKGROUND) {
+                return Err(ValidationError::new(
+                    format!("inputImages[{i}].backgrounds"),
+                    format!("each count must be between 0 and {MAX_PER_BACKGROUND}, got {n}"),
+                ));
+            }
+        }
+        if self.variation_count() == 0 {
+            return Err(ValidationError::new(
+                "inputImages",
+                "the request asks for no image: every backgrounds array is [0, 0, 0]",
+            ));
+        }
+        if let Some(text) = &self.text
+            && text.chars().count() > MAX_TEXT_CHARS
+        {
+            return Err(ValidationError::new(
+                "text",
+                format!("must be at most {MAX_TEXT_CHARS} characters"),
+            ));
+        }
+        if let Some(f) = self.upscale_factor {
+            UpscaleFactor::try_from(f).map_err(|m| ValidationError::new("upscaleFactor", m))?;
+        }
+        if let Some(p) = self.priority
+            && p > MAX_PRIORITY
+        {
+            return Err(ValidationError::new(
+                "priority",
+                format!("must be between 0 and {MAX_PRIORITY}, got {p}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of variations the request asks for, over all inputs and kinds.
+    pub fn variation_count(&self) -> usize {
+        self.input_images
+            .iter()
+            .map(|i| i.backgrounds.iter().map(|&n| n as usize).sum::<usize>())
+            .sum()
+    }
+
+    /// The upscale factor to apply, or `None` when upscaling is off.
+    pub fn effective_upscale(&self) -> Option<UpscaleFactor> {
+        if !self.upscale {
+            return None;
+        }
+        Some(
+            self.upscale_factor
+                .and_then(|f| UpscaleFactor::try_from(f).ok())
+                .unwrap_or(UpscaleFactor::X2),
+        )
+    }
+
+    /// The queue priority, defaulted.
+    pub fn effective_priority(&self) -> u8 {
+        self.priority.unwrap_or(DEFAULT_PRIORITY).min(MAX_PRIORITY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<GenerateRequest, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn old_client_request_parses_and_validates() {
+        let req = parse(
+            r#"{"inputImages":[{"url":"https://shop.example/a.jpg","view":"front","backgrounds":[0,1,1]}],
+                "productType":"general","gender":"male","text":"Test 1","upscale":true}"#,
+        )
+        .expect("parses");
+        req.validate().expect("valid");
+        assert_eq!(req.variation_count(), 2);
+        assert_eq!(req.effective_upscale(), Some(UpscaleFactor::X2));
+        assert_eq!(req.effective_priority(), DEFAULT_PRIORITY);
+        assert_eq!(req.gender, Gender::Male);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let err = parse(r#"{"inputImages":[],"callbackUrl":"https://x"}"#).unwrap_err();
+        assert!(err.to_string().contains("callbackUrl"), "{err}");
+        let err = parse(r#"{"inputImages":[{"url":"u","backgrounds":[1,0,0],"bg":1}]}"#).unwrap_err();
+        assert!(err.to_string().contains("`bg`"), "{err}");
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let base = r#"{"url":"https://a/b.jpg","backgrounds":[1,0,0]}"#;
+        let cases = [
+            (r#"{"inputImages":[]}"#.to_string(), "inputImages"),
+            (format!(r#"{{"inputImages":[{}]}}"#, vec![base; 9].join(",")), "inputImages"),
+            (r#"{"inputImages":[{"url":"u","backgrounds":[0,0,0]}]}"#.to_string(), "inputImages"),
+            (r#"{"inputImages":[{"url":"u","backgrounds":[0,5,0]}]}"#.to_string(), "inputImages[0].backgrounds"),
+            (r#"{"inputImages":[{"url":" ","backgrounds":[1,0,0]}]}"#.to_string(), "inputImages[0].url"),
+            (format!(r#"{{"inputImages":[{base}],"upscaleFactor":3}}"#), "upscaleFactor"),
+            (format!(r#"{{"inputImages":[{base}],"priority":10}}"#), "priority"),
+            (format!(r#"{{"inputImages":[{base}],"text":"{}"}}"#, "x".repeat(2001)), "text"),
+        ];
+        for (json, field) in cases {
+            let err = parse(&json).expect("shape parses").validate().unwrap_err();
+            assert_eq!(err.field, field, "{json}");
+        }
+    }
+
+    #[test]
+    fn enum_values_round_trip_through_from_str() {
+        for v in ["front", "back", "side", "detail"] {
+            assert_eq!(v.parse::<View>().expect("view").as_str(), v);
+        }
+        assert!("top".parse::<ProductType>().unwrap_err().contains("tops"));
+    }
+}

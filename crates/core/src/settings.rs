@@ -1,0 +1,253 @@
+//! Typed settings, layered by the `config` crate:
+//! built-in `config/default.toml` → `{config_dir}/default.toml` (optional) →
+//! `{config_dir}/{ATELIER_ENV}.toml` (required when `ATELIER_ENV` is set) →
+//! `ATELIER__SECTION__KEY` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::CoreError;
+
+/// The defaults, compiled in so every binary runs from any working directory.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Every knob of Atelier. Sections mirror `config/default.toml`, where each key is
+/// documented.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub limits: DecodeLimits,
+    pub analysis: AnalysisSettings,
+    pub generation: GenerationSettings,
+    pub upscaler: UpscalerSettings,
+    pub video: VideoSettings,
+    pub report: ReportSettings,
+    pub output: OutputSettings,
+    pub pipeline: PipelineSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Limits checked on every input before any pixel buffer is allocated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeLimits {
+    pub max_bytes: u64,
+    pub max_pixels: u64,
+    pub min_side: u32,
+    pub max_side: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSettings {
+    pub working_max_side: u32,
+    pub palette_size: usize,
+    pub max_color_samples: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationSettings {
+    pub canvas_width: u32,
+    pub canvas_height: u32,
+    pub padding: f32,
+    pub feather_px: f32,
+    pub shadow_opacity: f32,
+    pub max_concurrent_generations: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpscalerSettings {
+    pub max_workers: usize,
+    pub sharpen: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSettings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub seconds_per_image: f32,
+    pub transition_seconds: f32,
+    pub zoom: f32,
+    pub preset: String,
+    pub crf: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    pub thumbnail_height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    pub jpeg_quality: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    pub max_workers: usize,
+    pub max_queue_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines for terminals.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Settings {
+    /// Loads settings from `ATELIER_CONFIG_DIR` (default `config`), `ATELIER_ENV`
+    /// and the process environment.
+    pub fn load() -> Result<Self, CoreError> {
+        let dir = std::env::var_os("ATELIER_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let env = std::env::var("ATELIER_ENV").ok().filter(|e| !e.is_empty());
+        Self::load_from(&dir, env.as_deref(), std::env::vars())
+    }
+
+    /// Loads settings from explicit sources, so tests need not touch the process
+    /// environment.
+    pub fn load_from(
+        dir: &Path,
+        env_name: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, CoreError> {
+        let vars: config::Map<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ATELIER__"))
+            .collect();
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(File::from(dir.join("default.toml")).required(false));
+        if let Some(env_name) = env_name {
+            builder = builder.add_source(File::from(dir.join(format!("{env_name}.toml"))).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(
+                Environment::with_prefix("ATELIER")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(vars)),
+            )
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(CoreError::Config)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The built-in defaults alone.
+    pub fn defaults() -> Self {
+        Self::load_from(Path::new("/nonexistent"), None, std::iter::empty())
+            .expect("the built-in config/default.toml is valid")
+    }
+
+    /// Rejects values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let bad = |m: &str| Err(CoreError::InvalidSetting(m.to_string()));
+        let g = &self.generation;
+        if g.canvas_width < 64 || g.canvas_height < 64 {
+            return bad("generation.canvas_width and canvas_height must be at least 64");
+        }
+        if !(0.0..0.45).contains(&g.padding) {
+            return bad("generation.padding must be in [0, 0.45)");
+        }
+        if g.max_concurrent_generations == 0 {
+            return bad("generation.max_concurrent_generations must be at least 1");
+        }
+        let v = &self.video;
+        if v.width < 16 || v.height < 16 || v.width % 2 != 0 || v.height % 2 != 0 {
+            return bad("video.width and video.height must be even and at least 16");
+        }
+        if v.fps == 0 || v.seconds_per_image <= 0.0 {
+            return bad("video.fps and video.seconds_per_image must be positive");
+        }
+        if v.transition_seconds < 0.0 || v.transition_seconds >= v.seconds_per_image {
+            return bad("video.transition_seconds must be in [0, seconds_per_image)");
+        }
+        if !(1..=100).contains(&self.output.jpeg_quality) {
+            return bad("output.jpeg_quality must be in 1..=100");
+        }
+        if self.limits.min_side == 0 || self.limits.max_pixels == 0 || self.limits.max_bytes == 0 {
+            return bad("limits must be positive");
+        }
+        if self.analysis.palette_size == 0 || self.analysis.working_max_side < 64 {
+            return bad("analysis.palette_size must be positive and working_max_side at least 64");
+        }
+        Ok(())
+    }
+
+    /// Threads for the CPU pool of the upscaler (0 in the file means one per core).
+    pub fn upscaler_threads(&self) -> usize {
+        match self.upscaler.max_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::defaults();
+        assert_eq!(s.limits.max_bytes, 30_000_000);
+        assert_eq!(s.limits.max_pixels, 40_000_000);
+        assert_eq!((s.generation.canvas_width, s.generation.canvas_height), (960, 1280));
+    }
+
+    #[test]
+    fn env_vars_override_nested_keys() {
+        let vars = [
+            ("ATELIER__GENERATION__CANVAS_WIDTH".to_string(), "600".to_string()),
+            ("ATELIER__UPSCALER__MAX_WORKERS".to_string(), "3".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let s = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("loads");
+        assert_eq!(s.generation.canvas_width, 600);
+        assert_eq!(s.upscaler_threads(), 3);
+    }
+
+    #[test]
+    fn env_file_layers_over_defaults_and_must_exist_when_named() {
+        let dir = std::env::temp_dir().join(format!("atelier-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        std::fs::write(dir.join("prod.toml"), "[output]\njpeg_quality = 80\n").expect("write");
+        let s = Settings::load_from(&dir, Some("prod"), std::iter::empty()).expect("loads");
+        assert_eq!(s.output.jpeg_quality, 80);
+        assert!(Settings::load_from(&dir, Some("missing"), std::iter::empty()).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn nonsense_values_are_refused() {
+        let vars = [("ATELIER__VIDEO__WIDTH".to_string(), "721".to_string())];
+        let err = Settings::load_from(Path::new("/nonexistent"), None, vars).unwrap_err();
+        assert!(err.to_string().contains("video.width"), "{err}");
+        let vars = [("ATELIER__OUTPUT__JPEG_QUALITI".to_string(), "7".to_string())];
+        assert!(Settings::load_from(Path::new("/nonexistent"), None, vars).is_err());
+    }
+}
