@@ -1,1 +1,38 @@
-fn main() {}
+//! `atelier`: the whole Atelier pipeline in one process, no broker needed.
+//!
+//! `atelier process shirt.jpg --out out/` analyses the photos, renders the
+//! variations, upscales them, and writes the video, the report and result.json;
+//! `atelier upscale in.jpg out.jpg --factor 2` upscales one image.
+
+mod args;
+mod bars;
+mod process;
+mod telemetry;
+mod upscale;
+
+use std::process::ExitCode;
+
+use atelier_core::settings::Settings;
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Settings::load()
+        .map_err(anyhow::Error::from)
+        .and_then(|settings| {
+            telemetry::init(&settings.telemetry);
+            match cli.command {
+                Command::Process(args) => process::run(settings, args),
+                Command::Upscale(args) => upscale::run(&settings, &args),
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use atelier_core::request::{Gender, ProductType, UpscaleFactor, View};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Atelier: fashion product photos on white, plain and scene backgrounds,
+/// upscaled, with a video and an Excel report.
+#[derive(Debug, Parser)]
+#[command(name = "atelier", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline on local photos, in this process.
+    Process(ProcessArgs),
+    /// Upscale one image (Lanczos3 with mild sharpening) to a JPEG.
+    Upscale(UpscaleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// Garment photos (JPEG, PNG or WebP), at most 8.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (created when missing).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Images per input on white, plain and random backgrounds, e.g. 1,1,1.
+    #[arg(long, default_value = "1,1,1", value_parser = parse_backgrounds)]
+    pub backgrounds: Backgrounds,
+    /// Upscale every variation by this factor (off when not given).
+    #[arg(long, value_enum)]
+    pub upscale: Option<Factor>,
+    /// View of the photos: once for all inputs, or once per input in order.
+    #[arg(long)]
+    pub view: Vec<View>,
+    /// Product type: general, tops, bottoms, dresses, outerwear, shoes, accessories.
+    #[arg(long, default_value = "general")]
+    pub product_type: ProductType,
+    /// Gender: male, female, unisex.
+    #[arg(long, default_value = "unisex")]
+    pub gender: Gender,
+    /// Free text passed to generation as a prompt.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Images only (the /generate/image flavour): no video, no report.
+    #[arg(long)]
+    pub images_only: bool,
+}
+
+/// Counts of white, plain and random images per input.
+#[derive(Debug, Clone, Copy)]
+pub struct Backgrounds(pub [u8; 3]);
+
+fn parse_backgrounds(s: &str) -> Result<Backgrounds, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [w, p, r] = parts.as_slice() else {
+        return Err(format!("expected three counts like 1,1,1 (white, plain, random), got `{s}`"));
+    };
+    let n = |v: &str| v.parse::<u8>().map_err(|_| format!("`{v}` is not a count from 0 to 4"));
+    Ok(Backgrounds([n(w)?, n(p)?, n(r)?]))
+}
+
+#[derive(Debug, Args)]
+pub struct UpscaleArgs {
+    /// Image to upscale (JPEG, PNG or WebP).
+    pub input: PathBuf,
+    /// Output JPEG.
+    pub output: PathBuf,
+    /// Enlargement factor.
+    #[arg(long, value_enum, default_value = "2")]
+    pub factor: Factor,
+}
+
+/// An upscale factor as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Factor {
+    #[value(name = "2")]
+    Two,
+    #[value(name = "4")]
+    Four,
+}
+
+impl From<Factor> for UpscaleFactor {
+    fn from(f: Factor) -> Self {
+        match f {
+            Factor::Two => UpscaleFactor::X2,
+            Factor::Four => UpscaleFactor::X4,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backgrounds_parse_and_reject() {
+        assert_eq!(parse_backgrounds("1, 0,2").expect("valid").0, [1, 0, 2]);
+        assert!(parse_backgrounds("1,1").is_err());
+        assert!(parse_backgrounds("1,x,1").is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Local analysis: backdrop separation, palette, exposure and sharpness.
+
+use async_trait::async_trait;
+use atelier_core::settings::AnalysisSettings;
+use atelier_imaging::analysis::{self, Analyzed};
+
+use crate::{AnalyzeInput, Analyzer, ProviderError, cpu};
+
+/// Analyses photos with `atelier_imaging::analysis` on the blocking pool.
+#[derive(Debug, Clone)]
+pub struct LocalAnalyzer {
+    settings: AnalysisSettings,
+}
+
+impl LocalAnalyzer {
+    /// An analyzer with the given working resolution and palette size.
+    pub fn new(settings: AnalysisSettings) -> Self {
+        Self { settings }
+    }
+}
+
+#[async_trait]
+impl Analyzer for LocalAnalyzer {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn analyze(&self, input: AnalyzeInput) -> Result<Analyzed, ProviderError> {
+        let settings = self.settings.clone();
+        cpu::blocking("local analyzer", move || {
+            analysis::analyze(&input.rgb, input.alpha.as_deref(), &settings)
+        })
+        .await?
+        .map_err(ProviderError::from)
+    }
+}

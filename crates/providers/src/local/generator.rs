@@ -1,0 +1,46 @@
+//! Local generation: the garment cut out and composited on white, plain and
+//! procedural scene backgrounds.
+
+use async_trait::async_trait;
+use atelier_core::request::BackgroundKind;
+use atelier_core::settings::GenerationSettings;
+use atelier_imaging::generate::{self, Background};
+use image::RgbImage;
+
+use crate::{GenerateInput, Generator, ProviderError, cpu};
+
+/// Renders variations with `atelier_imaging::generate` on the blocking pool.
+#[derive(Debug, Clone)]
+pub struct LocalGenerator {
+    settings: GenerationSettings,
+}
+
+impl LocalGenerator {
+    /// A generator rendering onto the configured canvas.
+    pub fn new(settings: GenerationSettings) -> Self {
+        Self { settings }
+    }
+}
+
+#[async_trait]
+impl Generator for LocalGenerator {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn generate(&self, input: GenerateInput) -> Result<RgbImage, ProviderError> {
+        let background = match input.plan.background {
+            BackgroundKind::White => Background::White,
+            BackgroundKind::Plain => Background::Plain {
+                ordinal: input.plan.ordinal,
+            },
+            BackgroundKind::Random => Background::Random { seed: input.seed },
+        };
+        let settings = self.settings.clone();
+        cpu::blocking("local generator", move || {
+            generate::render(&input.source, &input.mask, &input.analysis, background, &settings)
+        })
+        .await?
+        .map_err(ProviderError::from)
+    }
+}

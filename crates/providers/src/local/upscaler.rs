@@ -1,0 +1,44 @@
+//! Local upscaling: SIMD Lanczos3 and a mild unsharp mask on a bounded CPU pool.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use atelier_core::request::UpscaleFactor;
+use atelier_imaging::upscale;
+use image::RgbImage;
+
+use crate::cpu::CpuPool;
+use crate::{ProviderError, Upscaler};
+
+/// Upscales on its own rayon pool of `upscaler.max_workers` threads, so a job
+/// with many images cannot starve the rest of the process.
+#[derive(Debug, Clone)]
+pub struct LocalUpscaler {
+    pool: CpuPool,
+    sharpen: f32,
+}
+
+impl LocalUpscaler {
+    /// An upscaler with `threads` CPU workers and the given sharpening strength.
+    pub fn new(threads: usize, sharpen: f32) -> Result<Self, ProviderError> {
+        Ok(Self {
+            pool: CpuPool::new("upscale", threads)?,
+            sharpen,
+        })
+    }
+}
+
+#[async_trait]
+impl Upscaler for LocalUpscaler {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn upscale(&self, image: Arc<RgbImage>, factor: UpscaleFactor) -> Result<RgbImage, ProviderError> {
+        let sharpen = self.sharpen;
+        self.pool
+            .run("local upscaler", move || upscale::upscale(&image, factor.get(), sharpen))
+            .await?
+            .map_err(ProviderError::from)
+    }
+}

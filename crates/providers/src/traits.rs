@@ -1,0 +1,74 @@
+//! The provider traits. Inputs are shared (`Arc`) decoded pixels so a remote client
+//! can re-encode what it needs and a local one can work without copies.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use atelier_core::analysis::ImageAnalysis;
+use atelier_core::pipeline::VariationPlan;
+use atelier_core::request::{Gender, ProductType, UpscaleFactor, View};
+use atelier_imaging::analysis::Analyzed;
+use image::{GrayImage, RgbImage};
+
+use crate::ProviderError;
+
+/// What a prompt-driven backend needs to know about the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptContext {
+    pub product_type: ProductType,
+    pub gender: Gender,
+    pub view: View,
+    /// The client's free text, if any.
+    pub text: Option<String>,
+}
+
+/// One photo to analyse.
+#[derive(Debug, Clone)]
+pub struct AnalyzeInput {
+    /// Upright pixels of the photo.
+    pub rgb: Arc<RgbImage>,
+    /// Its alpha channel when it has a meaningful one.
+    pub alpha: Option<Arc<GrayImage>>,
+    pub context: PromptContext,
+}
+
+/// One variation to render.
+#[derive(Debug, Clone)]
+pub struct GenerateInput {
+    /// Upright pixels of the source photo.
+    pub source: Arc<RgbImage>,
+    /// The garment's mask from analysis (may be lower resolution than `source`).
+    pub mask: Arc<GrayImage>,
+    pub analysis: Arc<ImageAnalysis>,
+    pub plan: VariationPlan,
+    /// Stable seed for this variation (from the job id and index).
+    pub seed: u64,
+    pub context: PromptContext,
+}
+
+/// Understands a garment photo: where the garment is and what it looks like.
+#[async_trait]
+pub trait Analyzer: Send + Sync + std::fmt::Debug {
+    /// Short name for logs, metrics and reports (`local`, `gemini`).
+    fn name(&self) -> &'static str;
+    /// Analyses one photo; the mask is always part of the answer.
+    async fn analyze(&self, input: AnalyzeInput) -> Result<Analyzed, ProviderError>;
+}
+
+/// Renders the garment on a background.
+#[async_trait]
+pub trait Generator: Send + Sync + std::fmt::Debug {
+    /// Short name for logs, metrics and reports (`local`, `replicate`).
+    fn name(&self) -> &'static str;
+    /// Renders one variation.
+    async fn generate(&self, input: GenerateInput) -> Result<RgbImage, ProviderError>;
+}
+
+/// Enlarges a finished image.
+#[async_trait]
+pub trait Upscaler: Send + Sync + std::fmt::Debug {
+    /// Short name for logs, metrics and reports (`local`, `replicate`).
+    fn name(&self) -> &'static str;
+    /// Returns `image` enlarged by `factor`.
+    async fn upscale(&self, image: Arc<RgbImage>, factor: UpscaleFactor) -> Result<RgbImage, ProviderError>;
+}

@@ -1,0 +1,95 @@
+//! Stage 1: decode every input photo with limits and analyse it; store its mask.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use atelier_core::job::JobSpec;
+use atelier_core::keys;
+use atelier_core::pipeline::{AnalysisOutput, Stage};
+use atelier_imaging::decode;
+use atelier_imaging::encode;
+use atelier_providers::{AnalyzeInput, PromptContext};
+use atelier_storage::JobBlobs;
+use futures::future::try_join_all;
+
+use crate::error::ProviderOrImaging;
+use crate::load::blocking;
+use crate::{Progress, StageContext, StageError, Timed};
+
+/// Analyses every input of `spec`, in parallel, and stores one mask per input.
+pub async fn run(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    spec: &JobSpec,
+    progress: &dyn Progress,
+) -> Result<Timed<Vec<AnalysisOutput>>, StageError> {
+    let started = Instant::now();
+    progress.stage_started(Stage::Analysis, spec.inputs.len());
+    let outputs = try_join_all((0..spec.inputs.len()).map(|index| async move {
+        let out = analyse_one(ctx, blobs, spec, index).await?;
+        progress.item_done(Stage::Analysis);
+        Ok::<_, StageError>(out)
+    }))
+    .await?;
+    Ok(Timed::since(started, blobs.write_seconds(), outputs))
+}
+
+async fn analyse_one(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    spec: &JobSpec,
+    index: usize,
+) -> Result<AnalysisOutput, StageError> {
+    let stored = spec
+        .inputs
+        .get(index)
+        .ok_or_else(|| StageError::State(format!("no stored input {index}")))?;
+    let request = spec
+        .request
+        .input_images
+        .get(index)
+        .ok_or_else(|| StageError::State(format!("no request entry for input {index}")))?;
+    let input_error = |error: ProviderOrImaging| StageError::Input {
+        index,
+        source_name: stored.source.clone(),
+        error,
+    };
+
+    let bytes = blobs.get(&stored.key).await?;
+    let limits = ctx.settings.limits.clone();
+    let decoded = blocking("decode", move || decode::decode(&bytes, &limits))
+        .await?
+        .map_err(|e| input_error(e.into()))?;
+
+    let input = AnalyzeInput {
+        rgb: Arc::new(decoded.rgb),
+        alpha: decoded.alpha.map(Arc::new),
+        context: PromptContext {
+            product_type: spec.request.product_type,
+            gender: spec.request.gender,
+            view: request.view,
+            text: spec.request.text.clone(),
+        },
+    };
+    let analyzed = ctx.providers.analyzer.analyze(input).await.map_err(|e| {
+        if e.is_permanent() {
+            input_error(e.into())
+        } else {
+            StageError::Provider {
+                stage: "analysis",
+                error: e,
+            }
+        }
+    })?;
+
+    let mask_key = keys::mask(index);
+    let mask = analyzed.mask;
+    let png = blocking("encode mask", move || encode::png_gray(&mask)).await??;
+    blobs.put(&mask_key, png).await?;
+    Ok(AnalysisOutput {
+        input: index,
+        view: request.view,
+        analysis: analyzed.analysis,
+        mask_key,
+    })
+}

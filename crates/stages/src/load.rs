@@ -1,0 +1,40 @@
+//! Fetching and decoding blobs off the async runtime.
+
+use std::sync::Arc;
+
+use atelier_imaging::decode::{self, Decoded};
+use atelier_storage::JobBlobs;
+use bytes::Bytes;
+use image::GrayImage;
+
+use crate::{StageContext, StageError};
+
+/// Reads `key` and decodes it with the configured limits.
+pub(crate) async fn image(ctx: &StageContext, blobs: &JobBlobs, key: &str) -> Result<Decoded, StageError> {
+    decode_bytes(ctx, blobs.get(key).await?).await
+}
+
+/// Decodes already-fetched bytes with the configured limits.
+pub(crate) async fn decode_bytes(ctx: &StageContext, bytes: Bytes) -> Result<Decoded, StageError> {
+    let limits = ctx.settings.limits.clone();
+    blocking("decode", move || decode::decode(&bytes, &limits)).await?.map_err(StageError::from)
+}
+
+/// Reads and decodes a stored mask.
+pub(crate) async fn mask(blobs: &JobBlobs, key: &str) -> Result<Arc<GrayImage>, StageError> {
+    let bytes = blobs.get(key).await?;
+    let mask = blocking("decode mask", move || decode::decode_mask(&bytes)).await??;
+    Ok(Arc::new(mask))
+}
+
+/// Runs CPU work on the blocking pool, keeping the tracing span.
+pub(crate) async fn blocking<T, F>(what: &'static str, f: F) -> Result<T, StageError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| StageError::Task(format!("{what}: {e}")))
+}

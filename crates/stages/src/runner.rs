@@ -1,0 +1,95 @@
+//! Running stages: one at a time for the worker services ([`run_stage`]), or the
+//! whole pipeline in this process for `atelier process` ([`run_job`]).
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use atelier_core::job::JobSpec;
+use atelier_core::keys;
+use atelier_core::pipeline::{JobState, Stage};
+use atelier_core::response::GenerateResponse;
+use atelier_storage::JobBlobs;
+use tracing::Instrument;
+
+use crate::{Progress, StageContext, StageError, Timed, analysis, generation, postprocess, upscaling};
+
+/// Runs one stage on `state` and records its output and timings there.
+pub async fn run_stage(
+    stage: Stage,
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    state: &mut JobState,
+    progress: &dyn Progress,
+) -> Result<(), StageError> {
+    let span = tracing::info_span!("stage", stage = stage.as_str(), job = %state.spec.id);
+    dispatch(stage, ctx, blobs, state, progress).instrument(span).await
+}
+
+async fn dispatch(
+    stage: Stage,
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    state: &mut JobState,
+    progress: &dyn Progress,
+) -> Result<(), StageError> {
+    // A fresh timer per stage, so `saving` adds each stage's writes exactly once.
+    let blobs = &blobs.with_fresh_timer();
+    match stage {
+        Stage::Analysis => {
+            let t = analysis::run(ctx, blobs, &state.spec, progress).await?;
+            record(state, stage, t, |s, out| s.analyses = out);
+        }
+        Stage::Generation => {
+            let t = generation::run(ctx, blobs, &state.spec, &state.analyses, progress).await?;
+            record(state, stage, t, |s, out| s.variations = out);
+        }
+        Stage::Upscaling => {
+            let t = upscaling::run(ctx, blobs, &state.spec, &state.variations, progress).await?;
+            record(state, stage, t, |s, out| s.upscaled = out);
+        }
+        Stage::PostProcessing => {
+            let t = postprocess::run(ctx, blobs, state, progress).await?;
+            record(state, stage, t, |s, out| s.post = out);
+        }
+    }
+    let seconds = state.times.get(stage);
+    progress.stage_finished(stage, seconds);
+    tracing::info!(seconds, "stage finished");
+    Ok(())
+}
+
+/// Stores a stage's output in `state` with `put` and adds its timings.
+pub fn record<T>(state: &mut JobState, stage: Stage, timed: Timed<T>, put: impl FnOnce(&mut JobState, T)) {
+    state.times.set(stage, timed.seconds);
+    state.times.saving += timed.saving_seconds;
+    put(state, timed.output);
+}
+
+/// Milliseconds since the Unix epoch, the clock job submission times use.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs all four stages in order in this process, then writes `result.json`
+/// (the response body, with URLs made by `url_for`). Returns the final state.
+pub async fn run_job(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    spec: JobSpec,
+    url_for: &(dyn Fn(&str) -> String + Sync),
+    progress: &dyn Progress,
+) -> Result<JobState, StageError> {
+    let started = Instant::now();
+    let waited_ms = now_ms().saturating_sub(spec.submitted_at_ms);
+    let mut state = JobState::new(spec);
+    state.times.queue_wait = waited_ms as f64 / 1000.0;
+    for stage in Stage::ALL {
+        run_stage(stage, ctx, blobs, &mut state, progress).await?;
+    }
+    state.times.total = state.times.queue_wait + started.elapsed().as_secs_f64();
+    let body = serde_json::to_vec_pretty(&GenerateResponse::from_state(&state, url_for))
+        .map_err(|e| StageError::State(format!("result does not serialise: {e}")))?;
+    blobs.put(keys::RESULT, body).await?;
+    Ok(state)
+}

@@ -1,0 +1,83 @@
+//! Stage 3: upscale every variation, keeping the original when upscaling fails
+//! (the old service's fallback), and saying so in the result.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use atelier_core::job::JobSpec;
+use atelier_core::keys;
+use atelier_core::pipeline::{Stage, Upscaled, Variation};
+use atelier_core::request::UpscaleFactor;
+use atelier_imaging::encode;
+use atelier_storage::JobBlobs;
+use futures::future::try_join_all;
+
+use crate::load::{self, blocking};
+use crate::{Progress, StageContext, StageError, Timed};
+
+/// Upscales every variation when the request asks for it; does nothing otherwise.
+pub async fn run(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    spec: &JobSpec,
+    variations: &[Variation],
+    progress: &dyn Progress,
+) -> Result<Timed<Vec<Upscaled>>, StageError> {
+    let started = Instant::now();
+    let Some(factor) = spec.request.effective_upscale() else {
+        progress.stage_started(Stage::Upscaling, 0);
+        return Ok(Timed::since(started, 0.0, Vec::new()));
+    };
+    progress.stage_started(Stage::Upscaling, variations.len());
+    let upscaled = try_join_all(variations.iter().map(|variation| async move {
+        let out = upscale_one(ctx, blobs, variation, factor).await?;
+        progress.item_done(Stage::Upscaling);
+        Ok::<_, StageError>(out)
+    }))
+    .await?;
+    Ok(Timed::since(started, blobs.write_seconds(), upscaled))
+}
+
+async fn upscale_one(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    variation: &Variation,
+    factor: UpscaleFactor,
+) -> Result<Upscaled, StageError> {
+    let started = Instant::now();
+    let key = keys::upscaled(variation.plan.index);
+    let bytes = blobs.get(&variation.key).await?;
+    let decoded = load::decode_bytes(ctx, bytes.clone()).await?;
+    let original = Arc::new(decoded.rgb);
+    match ctx.providers.upscaler.upscale(Arc::clone(&original), factor).await {
+        Ok(image) => {
+            let (width, height) = image.dimensions();
+            let quality = ctx.settings.output.jpeg_quality;
+            let jpeg = blocking("encode upscale", move || encode::jpeg(&image, quality)).await??;
+            blobs.put(&key, jpeg).await?;
+            Ok(Upscaled {
+                variation: variation.plan.index,
+                key,
+                factor: factor.get(),
+                width,
+                height,
+                fallback: None,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Err(error) => {
+            let reason = format!("upscaling failed, original kept: {error}");
+            tracing::warn!(variation = variation.plan.index, %error, "upscaling failed; keeping the original");
+            blobs.put(&key, bytes).await?;
+            Ok(Upscaled {
+                variation: variation.plan.index,
+                key,
+                factor: 1,
+                width: variation.width,
+                height: variation.height,
+                fallback: Some(reason),
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+    }
+}

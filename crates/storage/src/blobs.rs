@@ -1,0 +1,184 @@
+//! The blob store and its per-job view.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::StorageError;
+
+/// A handle on the store holding every job's blobs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    /// Blobs as files under `dir` (created when missing).
+    pub fn local(dir: impl AsRef<FsPath>) -> Result<Self, StorageError> {
+        let dir = dir.as_ref();
+        let folder_err = |source| StorageError::Folder {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(folder_err)?;
+        let dir = dir.canonicalize().map_err(folder_err)?;
+        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|source| StorageError::Backend {
+            key: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self::from_object_store(Arc::new(fs)))
+    }
+
+    /// Blobs in memory, for tests and throwaway runs.
+    pub fn memory() -> Self {
+        Self::from_object_store(Arc::new(InMemory::new()))
+    }
+
+    /// Any `object_store` backend (S3, GCS, Azure) configured by the caller.
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
+        Self { inner }
+    }
+
+    /// A view of the blobs under `prefix` (`""` or ending in `/`), which also
+    /// accounts the time spent writing.
+    pub fn scoped(&self, prefix: impl Into<String>) -> JobBlobs {
+        JobBlobs {
+            store: self.clone(),
+            prefix: prefix.into(),
+            write_nanos: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Stores `bytes` under `key`, replacing what was there.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
+        let path = parse(key)?;
+        self.inner
+            .put(&path, PutPayload::from_bytes(bytes))
+            .await
+            .map(drop)
+            .map_err(|e| map_err(key, e))
+    }
+
+    /// Reads the whole blob under `key`.
+    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        let path = parse(key)?;
+        let got = self.inner.get(&path).await.map_err(|e| map_err(key, e))?;
+        got.bytes().await.map_err(|e| map_err(key, e))
+    }
+
+    /// Size of the blob under `key`, or `None` when it does not exist.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let path = parse(key)?;
+        match self.inner.head(&path).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(map_err(key, e)),
+        }
+    }
+}
+
+/// One job's blobs: keys are relative to the job's prefix (`jobs/{id}/` in the
+/// services, empty in `atelier process`). Each view counts the time its writes
+/// took, which becomes the job's `saving` time.
+#[derive(Debug, Clone)]
+pub struct JobBlobs {
+    store: BlobStore,
+    prefix: String,
+    write_nanos: Arc<AtomicU64>,
+}
+
+impl JobBlobs {
+    /// The full key of a job-relative key.
+    pub fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Stores `bytes` under the job-relative `key`.
+    pub async fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let result = self.store.put(&self.full_key(key), bytes.into()).await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.write_nanos.fetch_add(nanos, Ordering::Relaxed);
+        result
+    }
+
+    /// Reads the job-relative `key`.
+    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        self.store.get(&self.full_key(key)).await
+    }
+
+    /// Size of the job-relative `key`, `None` when absent.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        self.store.size(&self.full_key(key)).await
+    }
+
+    /// The same blobs with a write timer of its own, so one stage's saving time
+    /// is not mixed with another's.
+    pub fn with_fresh_timer(&self) -> JobBlobs {
+        self.store.scoped(self.prefix.clone())
+    }
+
+    /// Seconds spent in `put` through this view (and its clones) so far.
+    pub fn write_seconds(&self) -> f64 {
+        self.write_nanos.load(Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
+fn parse(key: &str) -> Result<Path, StorageError> {
+    let invalid = |reason: String| StorageError::InvalidKey {
+        key: key.to_string(),
+        reason,
+    };
+    if key.is_empty() || key.starts_with('/') || key.ends_with('/') {
+        return Err(invalid("must be a non-empty relative path".into()));
+    }
+    Path::parse(key).map_err(|e| invalid(e.to_string()))
+}
+
+fn map_err(key: &str, e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound { key: key.to_string() },
+        source => StorageError::Backend {
+            key: key.to_string(),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_store_round_trips_and_overwrites() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = BlobStore::local(dir.path().join("blobs")).expect("store");
+        let job = store.scoped("jobs/abc/");
+        job.put("variations/0.jpg", Bytes::from_static(b"one")).await.expect("put");
+        job.put("variations/0.jpg", Bytes::from_static(b"two")).await.expect("overwrite");
+        assert_eq!(job.get("variations/0.jpg").await.expect("get"), Bytes::from_static(b"two"));
+        assert!(dir.path().join("blobs/jobs/abc/variations/0.jpg").is_file());
+        assert_eq!(job.size("variations/0.jpg").await.expect("head"), Some(3));
+        assert_eq!(job.size("variations/1.jpg").await.expect("head"), None);
+        assert!(job.write_seconds() > 0.0);
+    }
+
+    #[tokio::test]
+    async fn missing_and_invalid_keys_are_typed_errors() {
+        let store = BlobStore::memory();
+        assert!(matches!(store.get("nope.jpg").await, Err(StorageError::NotFound { .. })));
+        for bad in ["", "/abs", "a/../b", "dir/"] {
+            assert!(
+                matches!(store.put(bad, Bytes::new()).await, Err(StorageError::InvalidKey { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}
