@@ -60,9 +60,14 @@ pub struct Backgrounds(pub [u8; 3]);
 fn parse_backgrounds(s: &str) -> Result<Backgrounds, String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     let [w, p, r] = parts.as_slice() else {
-        return Err(format!("expected three counts like 1,1,1 (white, plain, random), got `{s}`"));
+        return Err(format!(
+            "expected three counts like 1,1,1 (white, plain, random), got `{s}`"
+        ));
     };
-    let n = |v: &str| v.parse::<u8>().map_err(|_| format!("`{v}` is not a count from 0 to 4"));
+    let n = |v: &str| {
+        v.parse::<u8>()
+            .map_err(|_| format!("`{v}` is not a count from 0 to 4"))
+    };
     Ok(Backgrounds([n(w)?, n(p)?, n(r)?]))
 }
 

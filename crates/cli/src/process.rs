@@ -23,14 +23,19 @@ use crate::bars::{Bars, timings_table};
 /// Runs the pipeline on the given photos and writes everything to `args.out`.
 pub fn run(settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
     let request = build_request(&args)?;
-    let kind = if args.images_only { JobKind::Images } else { JobKind::Full };
+    let kind = if args.images_only {
+        JobKind::Images
+    } else {
+        JobKind::Full
+    };
     // Refuse unusable inputs before any work starts, naming the file.
     let inputs: Vec<(Vec<u8>, decode::InputFormat)> = args
         .inputs
         .iter()
         .map(|path| {
             let bytes = read_limited(path, settings.limits.max_bytes)?;
-            let probe = decode::probe(&bytes, &settings.limits).with_context(|| path.display().to_string())?;
+            let probe =
+                decode::probe(&bytes, &settings.limits).with_context(|| path.display().to_string())?;
             Ok((bytes, probe.format))
         })
         .collect::<anyhow::Result<_>>()?;
@@ -45,7 +50,10 @@ pub fn run(settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
         let mut stored = Vec::with_capacity(inputs.len());
         for (n, ((bytes, format), path)) in inputs.into_iter().zip(&args.inputs).enumerate() {
             let key = keys::input(n, format.extension());
-            blobs.put(&key, bytes).await.with_context(|| format!("storing {}", path.display()))?;
+            blobs
+                .put(&key, bytes)
+                .await
+                .with_context(|| format!("storing {}", path.display()))?;
             stored.push(StoredInput {
                 key,
                 source: path.display().to_string(),
@@ -61,7 +69,11 @@ pub fn run(settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
         let providers = Providers::local(&settings)?;
         let ctx = StageContext::new(Arc::new(settings), providers);
         let bars = Bars::default();
-        let progress: &dyn Progress = if std::io::stderr().is_terminal() { &bars } else { &NoProgress };
+        let progress: &dyn Progress = if std::io::stderr().is_terminal() {
+            &bars
+        } else {
+            &NoProgress
+        };
         let state = run_job(&ctx, &blobs, spec, &|key: &str| key.to_string(), progress).await?;
         anyhow::Ok(state)
     })?;
@@ -119,10 +131,15 @@ pub fn read_limited(path: &Path, max_bytes: u64) -> anyhow::Result<Vec<u8>> {
     let file = std::fs::File::open(path).with_context(name)?;
     let len = file.metadata().with_context(name)?.len();
     if len > max_bytes {
-        bail!("{}: image too large: {len} bytes, the limit is {max_bytes}", name());
+        bail!(
+            "{}: image too large: {len} bytes, the limit is {max_bytes}",
+            name()
+        );
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    file.take(max_bytes + 1).read_to_end(&mut bytes).with_context(name)?;
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .with_context(name)?;
     if bytes.len() as u64 > max_bytes {
         bail!("{}: image too large: over {max_bytes} bytes", name());
     }

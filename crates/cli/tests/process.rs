@@ -41,11 +41,26 @@ fn process_writes_every_artefact_and_a_result_in_the_api_shape() {
     let dir = tempfile::tempdir().expect("tmp");
     write_photo(dir.path(), "shirt.jpg", GarmentShape::TShirt);
     let out = atelier(
-        &["process", "shirt.jpg", "--out", "out", "--upscale", "2", "--view", "front", "--text", "linen"],
+        &[
+            "process",
+            "shirt.jpg",
+            "--out",
+            "out",
+            "--upscale",
+            "2",
+            "--view",
+            "front",
+            "--text",
+            "linen",
+        ],
         dir.path(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("post_processing"), "timings table printed: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("post_processing"),
+        "timings table printed: {}",
+        stderr(&out)
+    );
     let root = dir.path().join("out");
     let result: Value =
         serde_json::from_slice(&std::fs::read(root.join("result.json")).expect("result.json")).expect("json");
@@ -59,26 +74,50 @@ fn process_writes_every_artefact_and_a_result_in_the_api_shape() {
         assert_eq!(v["input"], 0);
         assert_eq!(v["view"], "front");
         assert_eq!(v["url"], format!("variations/{i}.jpg"));
-        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(480), Some(640)));
-        assert_eq!(image_size(&root.join(v["url"].as_str().expect("url"))), (480, 640));
+        assert_eq!(
+            (v["width"].as_u64(), v["height"].as_u64()),
+            (Some(480), Some(640))
+        );
+        assert_eq!(
+            image_size(&root.join(v["url"].as_str().expect("url"))),
+            (480, 640)
+        );
     }
     let upscaled = result["upscale_image"].as_array().expect("upscales");
     assert_eq!(upscaled.len(), 3);
     for (i, u) in upscaled.iter().enumerate() {
         assert_eq!(u["variation"], i);
         assert_eq!(u["factor"], 2);
-        assert_eq!(image_size(&root.join(u["url"].as_str().expect("url"))), (960, 1280));
+        assert_eq!(
+            image_size(&root.join(u["url"].as_str().expect("url"))),
+            (960, 1280)
+        );
     }
     assert_eq!(result["video_url"], "video.mp4");
     assert_eq!(result["excel_url"], "report.xlsx");
     let analysis = &result["analysis"][0];
-    assert!(analysis["dominant_colors"][0].as_str().is_some_and(|c| c.starts_with('#') && c.len() == 7));
+    assert!(
+        analysis["dominant_colors"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with('#') && c.len() == 7)
+    );
     for key in ["bounding_box", "coverage", "exposure", "sharpness", "palette"] {
         assert!(analysis.get(key).is_some(), "analysis.{key} missing");
     }
     let times = &result["metadata"]["processing_times"];
-    for key in ["queue_wait", "analysis", "generation", "upscaling", "post_processing", "saving", "total"] {
-        assert!(times[key].as_f64().is_some_and(|t| t >= 0.0), "processing_times.{key}: {times}");
+    for key in [
+        "queue_wait",
+        "analysis",
+        "generation",
+        "upscaling",
+        "post_processing",
+        "saving",
+        "total",
+    ] {
+        assert!(
+            times[key].as_f64().is_some_and(|t| t >= 0.0),
+            "processing_times.{key}: {times}"
+        );
     }
 
     let settings = {
@@ -89,23 +128,42 @@ fn process_writes_every_artefact_and_a_result_in_the_api_shape() {
     };
     let video = atelier_imaging::video::probe(&root.join("video.mp4")).expect("video decodes");
     assert_eq!((video.width, video.height), (240, 320));
-    assert_eq!(video.frames, atelier_imaging::video::frame_count(3, &settings.video));
+    assert_eq!(
+        video.frames,
+        atelier_imaging::video::frame_count(3, &settings.video)
+    );
     let expected = 3.0 * f64::from(settings.video.seconds_per_image);
     assert!((video.duration_seconds - expected).abs() < 0.05, "{video:?}");
 
     let mut book: Xlsx<_> = calamine::open_workbook(root.join("report.xlsx")).expect("report opens");
     let images = book.worksheet_range("Images").expect("Images sheet");
-    assert_eq!(images.height(), 1 + 3 + 3, "header, three variations, three upscales");
+    assert_eq!(
+        images.height(),
+        1 + 3 + 3,
+        "header, three variations, three upscales"
+    );
 }
 
 #[test]
 fn images_only_makes_no_video_or_report() {
     let dir = tempfile::tempdir().expect("tmp");
     write_photo(dir.path(), "dress.jpg", GarmentShape::Dress);
-    let out = atelier(&["process", "dress.jpg", "--out", "o", "--images-only", "--backgrounds", "0,1,0"], dir.path());
+    let out = atelier(
+        &[
+            "process",
+            "dress.jpg",
+            "--out",
+            "o",
+            "--images-only",
+            "--backgrounds",
+            "0,1,0",
+        ],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let result: Value = serde_json::from_slice(&std::fs::read(dir.path().join("o/result.json")).expect("read"))
-        .expect("json");
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("o/result.json")).expect("read"))
+            .expect("json");
     assert_eq!(result["image_variations"].as_array().map(Vec::len), Some(1));
     assert!(result.get("video_url").is_none() && result.get("excel_url").is_none());
     assert!(!dir.path().join("o/video.mp4").exists());
@@ -121,10 +179,22 @@ fn bad_inputs_name_the_file_and_the_reason() {
 
     let cases: [(&[&str], &str); 5] = [
         (&["process", "missing.jpg", "--out", "o"], "missing.jpg"),
-        (&["process", "notes.jpg", "--out", "o"], "notes.jpg: unsupported image format"),
-        (&["process", "ok.jpg", "tiny.png", "--out", "o"], "tiny.png: image too small"),
-        (&["process", "ok.jpg", "--out", "o", "--backgrounds", "0,0,0"], "--backgrounds"),
-        (&["process", "ok.jpg", "--out", "o", "--backgrounds", "1,9,0"], "--backgrounds"),
+        (
+            &["process", "notes.jpg", "--out", "o"],
+            "notes.jpg: unsupported image format",
+        ),
+        (
+            &["process", "ok.jpg", "tiny.png", "--out", "o"],
+            "tiny.png: image too small",
+        ),
+        (
+            &["process", "ok.jpg", "--out", "o", "--backgrounds", "0,0,0"],
+            "--backgrounds",
+        ),
+        (
+            &["process", "ok.jpg", "--out", "o", "--backgrounds", "1,9,0"],
+            "--backgrounds",
+        ),
     ];
     for (args, expected) in cases {
         let out = atelier(args, dir.path());
@@ -132,7 +202,10 @@ fn bad_inputs_name_the_file_and_the_reason() {
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
     }
-    assert!(!dir.path().join("o/result.json").exists(), "no partial result for refused inputs");
+    assert!(
+        !dir.path().join("o/result.json").exists(),
+        "no partial result for refused inputs"
+    );
 }
 
 #[test]
@@ -143,7 +216,11 @@ fn upscale_doubles_an_image() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(image_size(&dir.path().join("big.jpg")), (1200, 1600));
     let out = atelier(&["upscale", "in.jpg", "big.png", "--factor", "4"], dir.path());
-    assert!(!out.status.success() && stderr(&out).contains("big.png"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("big.png"),
+        "{}",
+        stderr(&out)
+    );
     let out = atelier(&["upscale", "in.jpg", "big.jpg", "--factor", "3"], dir.path());
     assert!(!out.status.success());
 }

@@ -20,7 +20,12 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage in the order a job passes through them.
-    pub const ALL: [Stage; 4] = [Self::Analysis, Self::Generation, Self::Upscaling, Self::PostProcessing];
+    pub const ALL: [Stage; 4] = [
+        Self::Analysis,
+        Self::Generation,
+        Self::Upscaling,
+        Self::PostProcessing,
+    ];
 
     /// Snake-case name, as in `processing_times`.
     pub fn as_str(self) -> &'static str {
@@ -196,8 +201,16 @@ mod tests {
     fn plans_follow_input_then_kind_order() {
         let req = GenerateRequest {
             input_images: vec![
-                InputImage { url: "a".into(), view: View::Front, backgrounds: [1, 2, 0] },
-                InputImage { url: "b".into(), view: View::Back, backgrounds: [0, 0, 1] },
+                InputImage {
+                    url: "a".into(),
+                    view: View::Front,
+                    backgrounds: [1, 2, 0],
+                },
+                InputImage {
+                    url: "b".into(),
+                    view: View::Back,
+                    backgrounds: [0, 0, 1],
+                },
             ],
             product_type: Default::default(),
             gender: Default::default(),
@@ -207,7 +220,10 @@ mod tests {
             priority: None,
         };
         let plans = plan_variations(&req);
-        let got: Vec<_> = plans.iter().map(|p| (p.index, p.input, p.background, p.ordinal)).collect();
+        let got: Vec<_> = plans
+            .iter()
+            .map(|p| (p.index, p.input, p.background, p.ordinal))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -186,17 +186,26 @@ impl GenerateRequest {
     /// naming the first offending field.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.input_images.is_empty() {
-            return Err(ValidationError::new("inputImages", "at least one input image is required"));
+            return Err(ValidationError::new(
+                "inputImages",
+                "at least one input image is required",
+            ));
         }
         if self.input_images.len() > MAX_INPUT_IMAGES {
             return Err(ValidationError::new(
                 "inputImages",
-                format!("at most {MAX_INPUT_IMAGES} input images are accepted, got {}", self.input_images.len()),
+                format!(
+                    "at most {MAX_INPUT_IMAGES} input images are accepted, got {}",
+                    self.input_images.len()
+                ),
             ));
         }
         for (i, input) in self.input_images.iter().enumerate() {
             if input.url.trim().is_empty() {
-                return Err(ValidationError::new(format!("inputImages[{i}].url"), "must not be empty"));
+                return Err(ValidationError::new(
+                    format!("inputImages[{i}].url"),
+                    "must not be empty",
+                ));
             }
             if let Some(n) = input.backgrounds.iter().find(|&&n| n > MAX_PER_BACKGROUND) {
                 return Err(ValidationError::new(
@@ -294,13 +303,31 @@ mod tests {
         let base = r#"{"url":"https://a/b.jpg","backgrounds":[1,0,0]}"#;
         let cases = [
             (r#"{"inputImages":[]}"#.to_string(), "inputImages"),
-            (format!(r#"{{"inputImages":[{}]}}"#, vec![base; 9].join(",")), "inputImages"),
-            (r#"{"inputImages":[{"url":"u","backgrounds":[0,0,0]}]}"#.to_string(), "inputImages"),
-            (r#"{"inputImages":[{"url":"u","backgrounds":[0,5,0]}]}"#.to_string(), "inputImages[0].backgrounds"),
-            (r#"{"inputImages":[{"url":" ","backgrounds":[1,0,0]}]}"#.to_string(), "inputImages[0].url"),
-            (format!(r#"{{"inputImages":[{base}],"upscaleFactor":3}}"#), "upscaleFactor"),
+            (
+                format!(r#"{{"inputImages":[{}]}}"#, [base; 9].join(",")),
+                "inputImages",
+            ),
+            (
+                r#"{"inputImages":[{"url":"u","backgrounds":[0,0,0]}]}"#.to_string(),
+                "inputImages",
+            ),
+            (
+                r#"{"inputImages":[{"url":"u","backgrounds":[0,5,0]}]}"#.to_string(),
+                "inputImages[0].backgrounds",
+            ),
+            (
+                r#"{"inputImages":[{"url":" ","backgrounds":[1,0,0]}]}"#.to_string(),
+                "inputImages[0].url",
+            ),
+            (
+                format!(r#"{{"inputImages":[{base}],"upscaleFactor":3}}"#),
+                "upscaleFactor",
+            ),
             (format!(r#"{{"inputImages":[{base}],"priority":10}}"#), "priority"),
-            (format!(r#"{{"inputImages":[{base}],"text":"{}"}}"#, "x".repeat(2001)), "text"),
+            (
+                format!(r#"{{"inputImages":[{base}],"text":"{}"}}"#, "x".repeat(2001)),
+                "text",
+            ),
         ];
         for (json, field) in cases {
             let err = parse(&json).expect("shape parses").validate().unwrap_err();

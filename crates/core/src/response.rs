@@ -105,8 +105,12 @@ impl GenerateResponse {
                     fallback: u.fallback.clone(),
                 })
                 .collect(),
-            video_url: media.then(|| state.post.video.as_ref().map(|v| url_for(&v.key))).flatten(),
-            excel_url: media.then(|| state.post.report_key.as_deref().map(&url_for)).flatten(),
+            video_url: media
+                .then(|| state.post.video.as_ref().map(|v| url_for(&v.key)))
+                .flatten(),
+            excel_url: media
+                .then(|| state.post.report_key.as_deref().map(&url_for))
+                .flatten(),
             analysis: state
                 .analyses
                 .iter()

@@ -177,7 +177,7 @@ impl Settings {
             return bad("generation.max_concurrent_generations must be at least 1");
         }
         let v = &self.video;
-        if v.width < 16 || v.height < 16 || v.width % 2 != 0 || v.height % 2 != 0 {
+        if v.width < 16 || v.height < 16 || !v.width.is_multiple_of(2) || !v.height.is_multiple_of(2) {
             return bad("video.width and video.height must be even and at least 16");
         }
         if v.fps == 0 || v.seconds_per_image <= 0.0 {
@@ -216,7 +216,10 @@ mod tests {
         let s = Settings::defaults();
         assert_eq!(s.limits.max_bytes, 30_000_000);
         assert_eq!(s.limits.max_pixels, 40_000_000);
-        assert_eq!((s.generation.canvas_width, s.generation.canvas_height), (960, 1280));
+        assert_eq!(
+            (s.generation.canvas_width, s.generation.canvas_height),
+            (960, 1280)
+        );
     }
 
     #[test]

@@ -31,7 +31,12 @@ pub fn jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, ImagingError> {
 pub fn png_gray(img: &GrayImage) -> Result<Vec<u8>, ImagingError> {
     let mut out = Vec::with_capacity(img.len() / 8);
     PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::L8,
+        )
         .map_err(|e| ImagingError::Encode {
             format: "png",
             message: e.to_string(),
@@ -50,8 +55,17 @@ mod tests {
         assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF]);
         let back = image::load_from_memory(&bytes).expect("decode").to_rgb8();
         assert_eq!(back.dimensions(), (64, 48));
-        let err: i64 = img.as_raw().iter().zip(back.as_raw()).map(|(&a, &b)| (a as i64 - b as i64).abs()).sum();
-        assert!(err / (img.len() as i64) < 4, "mean abs error {}", err / img.len() as i64);
+        let err: i64 = img
+            .as_raw()
+            .iter()
+            .zip(back.as_raw())
+            .map(|(&a, &b)| (a as i64 - b as i64).abs())
+            .sum();
+        assert!(
+            err / (img.len() as i64) < 4,
+            "mean abs error {}",
+            err / img.len() as i64
+        );
     }
 
     #[test]

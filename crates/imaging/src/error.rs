@@ -45,7 +45,11 @@ impl ImagingError {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            Self::UnsupportedFormat(_) | Self::Corrupt(_) | Self::TooLarge(_) | Self::TooSmall { .. } | Self::NoForeground(_)
+            Self::UnsupportedFormat(_)
+                | Self::Corrupt(_)
+                | Self::TooLarge(_)
+                | Self::TooSmall { .. }
+                | Self::NoForeground(_)
         )
     }
 }

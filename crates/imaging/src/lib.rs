@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod generate;
 pub mod report;
+pub mod resize;
 pub mod upscale;
 pub mod video;
 

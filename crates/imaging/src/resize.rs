@@ -54,7 +54,9 @@ fn run(
 
 fn check(width: u32, height: u32) -> Result<(), ImagingError> {
     if width == 0 || height == 0 {
-        return Err(ImagingError::Resize(format!("target size {width}x{height} is empty")));
+        return Err(ImagingError::Resize(format!(
+            "target size {width}x{height} is empty"
+        )));
     }
     Ok(())
 }
@@ -68,7 +70,13 @@ pub fn rgb(src: &RgbImage, width: u32, height: u32, filter: Filter) -> Result<Rg
 }
 
 /// Resizes the `crop` region of an RGB image to exactly `width`×`height`.
-pub fn rgb_crop(src: &RgbImage, crop: Crop, width: u32, height: u32, filter: Filter) -> Result<RgbImage, ImagingError> {
+pub fn rgb_crop(
+    src: &RgbImage,
+    crop: Crop,
+    width: u32,
+    height: u32,
+    filter: Filter,
+) -> Result<RgbImage, ImagingError> {
     check(width, height)?;
     let mut dst = RgbImage::new(width, height);
     run(src, &mut dst, filter, Some(crop))?;
@@ -84,7 +92,13 @@ pub fn gray(src: &GrayImage, width: u32, height: u32, filter: Filter) -> Result<
 }
 
 /// Resizes the `crop` region of a grey image to exactly `width`×`height`.
-pub fn gray_crop(src: &GrayImage, crop: Crop, width: u32, height: u32, filter: Filter) -> Result<GrayImage, ImagingError> {
+pub fn gray_crop(
+    src: &GrayImage,
+    crop: Crop,
+    width: u32,
+    height: u32,
+    filter: Filter,
+) -> Result<GrayImage, ImagingError> {
     check(width, height)?;
     let mut dst = GrayImage::new(width, height);
     run(src, &mut dst, filter, Some(crop))?;
@@ -167,7 +181,6 @@ pub fn fit_within(width: u32, height: u32, max_side: u32) -> (u32, u32) {
     (w, h)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +201,12 @@ mod tests {
                 src.put_pixel(x, y, image::Luma([255]));
             }
         }
-        let crop = Crop { left: 50.0, top: 0.0, width: 50.0, height: 100.0 };
+        let crop = Crop {
+            left: 50.0,
+            top: 0.0,
+            width: 50.0,
+            height: 100.0,
+        };
         let out = gray_crop(&src, crop, 10, 20, Filter::Box).expect("resize");
         assert!(out.pixels().all(|p| p.0[0] == 255));
     }

@@ -16,7 +16,10 @@ use atelier_storage::BlobStore;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn pipeline(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let settings = Arc::new(Settings::defaults());
     let ctx = StageContext::new(settings.clone(), Providers::local(&settings).expect("providers"));
     let mut group = c.benchmark_group("pipeline");
@@ -51,7 +54,9 @@ fn pipeline(c: &mut Criterion) {
                         }],
                         submitted_at_ms: now_ms(),
                     };
-                    run_job(&ctx, &blobs, spec, &|k: &str| k.to_string(), &NoProgress).await.expect("job")
+                    run_job(&ctx, &blobs, spec, &|k: &str| k.to_string(), &NoProgress)
+                        .await
+                        .expect("job")
                 })
             })
         });

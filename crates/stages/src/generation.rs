@@ -31,13 +31,19 @@ pub async fn run(
 
     // Decode each source photo and mask once, shared by all its variations.
     let needed: BTreeSet<usize> = plans.iter().map(|p| p.input).collect();
-    let sources = try_join_all(needed.iter().map(|&input| load_source(ctx, blobs, spec, analyses, input))).await?;
+    let sources = try_join_all(
+        needed
+            .iter()
+            .map(|&input| load_source(ctx, blobs, spec, analyses, input)),
+    )
+    .await?;
     let sources: BTreeMap<usize, Source> = sources.into_iter().collect();
 
     let variations = try_join_all(plans.iter().map(|plan| {
         let source = sources.get(&plan.input);
         async move {
-            let source = source.ok_or_else(|| StageError::State(format!("no source for input {}", plan.input)))?;
+            let source =
+                source.ok_or_else(|| StageError::State(format!("no source for input {}", plan.input)))?;
             let variation = render_one(ctx, blobs, spec, source, *plan).await?;
             progress.item_done(Stage::Generation);
             Ok::<_, StageError>(variation)

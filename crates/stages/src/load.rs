@@ -17,7 +17,9 @@ pub(crate) async fn image(ctx: &StageContext, blobs: &JobBlobs, key: &str) -> Re
 /// Decodes already-fetched bytes with the configured limits.
 pub(crate) async fn decode_bytes(ctx: &StageContext, bytes: Bytes) -> Result<Decoded, StageError> {
     let limits = ctx.settings.limits.clone();
-    blocking("decode", move || decode::decode(&bytes, &limits)).await?.map_err(StageError::from)
+    blocking("decode", move || decode::decode(&bytes, &limits))
+        .await?
+        .map_err(StageError::from)
 }
 
 /// Reads and decodes a stored mask.

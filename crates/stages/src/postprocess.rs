@@ -37,7 +37,10 @@ pub async fn run(
     // Thumbnails first (cheap), so the video can then own the full images.
     let height = ctx.settings.report.thumbnail_height;
     let (images, thumbs) = blocking("thumbnails", move || {
-        let thumbs = images.iter().map(|img| report::thumbnail(img, height)).collect::<Result<Vec<_>, _>>();
+        let thumbs = images
+            .iter()
+            .map(|img| report::thumbnail(img, height))
+            .collect::<Result<Vec<_>, _>>();
         (images, thumbs)
     })
     .await?;
@@ -65,10 +68,17 @@ pub async fn run(
     ))
 }
 
-async fn make_video(ctx: &StageContext, blobs: &JobBlobs, images: Vec<RgbImage>) -> Result<VideoOutput, StageError> {
+async fn make_video(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    images: Vec<RgbImage>,
+) -> Result<VideoOutput, StageError> {
     let settings = ctx.settings.video.clone();
     let (info, bytes) = blocking("video", move || {
-        let file = tempfile::Builder::new().prefix("atelier-video-").suffix(".mp4").tempfile()?;
+        let file = tempfile::Builder::new()
+            .prefix("atelier-video-")
+            .suffix(".mp4")
+            .tempfile()?;
         let info = video::render_slideshow(&images, &settings, file.path())?;
         let bytes = std::fs::read(file.path())?;
         Ok::<_, atelier_imaging::ImagingError>((info, bytes))
@@ -110,7 +120,11 @@ async fn make_report(
         }
         for u in &state.upscaled {
             // An upscale shows the same picture as its variation: reuse that thumbnail.
-            let Some((v, thumb)) = state.variations.iter().zip(&thumbs).find(|(v, _)| v.plan.index == u.variation)
+            let Some((v, thumb)) = state
+                .variations
+                .iter()
+                .zip(&thumbs)
+                .find(|(v, _)| v.plan.index == u.variation)
             else {
                 continue;
             };

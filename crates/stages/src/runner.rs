@@ -21,7 +21,9 @@ pub async fn run_stage(
     progress: &dyn Progress,
 ) -> Result<(), StageError> {
     let span = tracing::info_span!("stage", stage = stage.as_str(), job = %state.spec.id);
-    dispatch(stage, ctx, blobs, state, progress).instrument(span).await
+    dispatch(stage, ctx, blobs, state, progress)
+        .instrument(span)
+        .await
 }
 
 async fn dispatch(

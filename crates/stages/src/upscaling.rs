@@ -49,7 +49,12 @@ async fn upscale_one(
     let bytes = blobs.get(&variation.key).await?;
     let decoded = load::decode_bytes(ctx, bytes.clone()).await?;
     let original = Arc::new(decoded.rgb);
-    match ctx.providers.upscaler.upscale(Arc::clone(&original), factor).await {
+    match ctx
+        .providers
+        .upscaler
+        .upscale(Arc::clone(&original), factor)
+        .await
+    {
         Ok(image) => {
             let (width, height) = image.dimensions();
             let quality = ctx.settings.output.jpeg_quality;

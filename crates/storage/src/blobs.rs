@@ -161,9 +161,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = BlobStore::local(dir.path().join("blobs")).expect("store");
         let job = store.scoped("jobs/abc/");
-        job.put("variations/0.jpg", Bytes::from_static(b"one")).await.expect("put");
-        job.put("variations/0.jpg", Bytes::from_static(b"two")).await.expect("overwrite");
-        assert_eq!(job.get("variations/0.jpg").await.expect("get"), Bytes::from_static(b"two"));
+        job.put("variations/0.jpg", Bytes::from_static(b"one"))
+            .await
+            .expect("put");
+        job.put("variations/0.jpg", Bytes::from_static(b"two"))
+            .await
+            .expect("overwrite");
+        assert_eq!(
+            job.get("variations/0.jpg").await.expect("get"),
+            Bytes::from_static(b"two")
+        );
         assert!(dir.path().join("blobs/jobs/abc/variations/0.jpg").is_file());
         assert_eq!(job.size("variations/0.jpg").await.expect("head"), Some(3));
         assert_eq!(job.size("variations/1.jpg").await.expect("head"), None);
@@ -173,10 +180,16 @@ mod tests {
     #[tokio::test]
     async fn missing_and_invalid_keys_are_typed_errors() {
         let store = BlobStore::memory();
-        assert!(matches!(store.get("nope.jpg").await, Err(StorageError::NotFound { .. })));
+        assert!(matches!(
+            store.get("nope.jpg").await,
+            Err(StorageError::NotFound { .. })
+        ));
         for bad in ["", "/abs", "a/../b", "dir/"] {
             assert!(
-                matches!(store.put(bad, Bytes::new()).await, Err(StorageError::InvalidKey { .. })),
+                matches!(
+                    store.put(bad, Bytes::new()).await,
+                    Err(StorageError::InvalidKey { .. })
+                ),
                 "{bad:?}"
             );
         }

@@ -37,7 +37,9 @@ impl Upscaler for LocalUpscaler {
     async fn upscale(&self, image: Arc<RgbImage>, factor: UpscaleFactor) -> Result<RgbImage, ProviderError> {
         let sharpen = self.sharpen;
         self.pool
-            .run("local upscaler", move || upscale::upscale(&image, factor.get(), sharpen))
+            .run("local upscaler", move || {
+                upscale::upscale(&image, factor.get(), sharpen)
+            })
             .await?
             .map_err(ProviderError::from)
     }

@@ -1,0 +1,271 @@
+//! Clean-up of a raw foreground/background split into a garment silhouette:
+//! drop specks, keep every significant piece, fill holes, soften the edge.
+//!
+//! Pixel-level thresholding leaves isolated noise specks on the backdrop and
+//! holes where the garment happens to match the backdrop (a white stripe on a
+//! light sweep, a highlight on a fold). Garments are solid objects, so anything the
+//! backdrop cannot reach from the frame's border is garment. Connectivity is
+//! 4-neighbour throughout; the flood fills work on horizontal runs with an
+//! explicit stack, so there is no recursion depth to overflow on large images.
+
+/// A component smaller than this fraction of the frame is a speck.
+const MIN_COMPONENT_FRACTION: f64 = 0.001;
+/// A component smaller than this fraction of the largest one is debris.
+const MIN_RELATIVE_TO_LARGEST: f64 = 0.05;
+
+/// Span flood fill from `seed`: fills every pixel 4-connected to it for which
+/// `open` holds (calling `fill`, after which `open` must be false) and returns how
+/// many. Whole horizontal runs are filled at once and only one pixel per run of
+/// the rows above and below is pushed, so the stack stays small and the work is
+/// a few sequential scans rather than a push and pop per pixel.
+fn span_fill<S>(
+    state: &mut S,
+    (w, h): (usize, usize),
+    seed: (usize, usize),
+    stack: &mut Vec<(u32, u32)>,
+    open: impl Fn(&S, usize) -> bool,
+    fill: impl Fn(&mut S, usize),
+) -> usize {
+    let mut count = 0;
+    stack.clear();
+    stack.push((seed.0 as u32, seed.1 as u32));
+    while let Some((x, y)) = stack.pop() {
+        let (x, y) = (x as usize, y as usize);
+        let row = y * w;
+        if !open(state, row + x) {
+            continue;
+        }
+        let mut l = x;
+        while l > 0 && open(state, row + l - 1) {
+            l -= 1;
+        }
+        let mut r = x;
+        while r + 1 < w && open(state, row + r + 1) {
+            r += 1;
+        }
+        for i in row + l..=row + r {
+            fill(state, i);
+        }
+        count += r - l + 1;
+        for ny in [y.checked_sub(1), (y + 1 < h).then_some(y + 1)]
+            .into_iter()
+            .flatten()
+        {
+            let next = ny * w;
+            let mut in_run = false;
+            for nx in l..=r {
+                let o = open(state, next + nx);
+                if o && !in_run {
+                    stack.push((nx as u32, ny as u32));
+                }
+                in_run = o;
+            }
+        }
+    }
+    count
+}
+
+/// Keeps the significant connected components of `fg` (non-zero = foreground) and
+/// fills their holes; returns the silhouette as 0/1 per pixel, or `None` when no
+/// component is large enough to be a garment.
+pub(super) fn clean(fg: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
+    let n = w * h;
+    if n == 0 || fg.len() != n {
+        return None;
+    }
+    // Label components; label 0 is background, labels start at 1.
+    let mut labels = vec![0u32; n];
+    let mut areas: Vec<usize> = vec![0];
+    let mut stack: Vec<(u32, u32)> = Vec::new();
+    for start in 0..n {
+        if fg[start] == 0 || labels[start] != 0 {
+            continue;
+        }
+        let label = areas.len() as u32;
+        let area = span_fill(
+            &mut labels,
+            (w, h),
+            (start % w, start / w),
+            &mut stack,
+            |labels, i| fg[i] != 0 && labels[i] == 0,
+            |labels, i| labels[i] = label,
+        );
+        areas.push(area);
+    }
+    let largest = areas.iter().copied().max().unwrap_or(0);
+    let floor = (n as f64 * MIN_COMPONENT_FRACTION).ceil().max(1.0) as usize;
+    if largest < floor {
+        return None;
+    }
+    let keep_from = floor.max((largest as f64 * MIN_RELATIVE_TO_LARGEST).ceil() as usize);
+    let keep: Vec<bool> = areas
+        .iter()
+        .enumerate()
+        .map(|(l, &a)| l > 0 && a >= keep_from)
+        .collect();
+
+    // Flood the backdrop in from the border through everything not kept.
+    let mut backdrop = vec![false; n];
+    let open = |backdrop: &Vec<bool>, i: usize| !backdrop[i] && !keep[labels[i] as usize];
+    let border = (0..w)
+        .flat_map(|x| [(x, 0), (x, h - 1)])
+        .chain((0..h).flat_map(|y| [(0, y), (w - 1, y)]));
+    for (x, y) in border {
+        if open(&backdrop, y * w + x) {
+            span_fill(&mut backdrop, (w, h), (x, y), &mut stack, open, |b, i| {
+                b[i] = true
+            });
+        }
+    }
+    Some(backdrop.into_iter().map(|b| u8::from(!b)).collect())
+}
+
+/// Turns a 0/1 silhouette into a 0–255 mask with a one-pixel soft edge (3×3 box
+/// average), so compositing over a new background does not show stair steps.
+pub(super) fn soften(silhouette: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let n = w * h;
+    if n == 0 || silhouette.len() != n {
+        return Vec::new();
+    }
+    // Horizontal sums of three (edges clamped), then vertical sums of those; both
+    // written as whole-row slice operations so they vectorise.
+    let mut rows = vec![0u16; n];
+    for (src, dst) in silhouette.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        let at = |x: usize| u16::from(src[x.min(w - 1)]);
+        dst[0] = at(0) + at(0) + at(1);
+        if w > 1 {
+            dst[w - 1] = at(w - 2) + at(w - 1) + at(w - 1);
+        }
+        if w > 2 {
+            let (left, rest) = src.split_at(1);
+            let triples = left.iter().chain(rest).zip(&src[1..]).zip(&src[2..]);
+            for (d, ((&a, &b), &c)) in dst[1..w - 1].iter_mut().zip(triples) {
+                *d = u16::from(a) + u16::from(b) + u16::from(c);
+            }
+        }
+    }
+    let mut out = vec![0u8; n];
+    for (y, line) in out.chunks_exact_mut(w).enumerate() {
+        let row = |y: usize| &rows[y * w..][..w];
+        let (up, mid, down) = (row(y.saturating_sub(1)), row(y), row((y + 1).min(h - 1)));
+        for (o, ((&a, &b), &c)) in line.iter_mut().zip(up.iter().zip(mid).zip(down)) {
+            *o = ((u32::from(a + b + c) * 255 + 4) / 9) as u8;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 40×30 grid with a filled rectangle, optionally with a hole and a speck.
+    fn scene(hole: bool, speck: bool) -> (Vec<u8>, usize, usize) {
+        let (w, h) = (40, 30);
+        let mut fg = vec![0u8; w * h];
+        for y in 5..25 {
+            for x in 10..30 {
+                fg[y * w + x] = 1;
+            }
+        }
+        if hole {
+            for y in 12..16 {
+                for x in 18..22 {
+                    fg[y * w + x] = 0;
+                }
+            }
+        }
+        if speck {
+            fg[2 * w + 2] = 1;
+        }
+        (fg, w, h)
+    }
+
+    #[test]
+    fn fills_holes_and_drops_specks() {
+        let (fg, w, h) = scene(true, true);
+        let out = clean(&fg, w, h).expect("a garment");
+        assert_eq!(out[14 * w + 20], 1, "hole filled");
+        assert_eq!(out[2 * w + 2], 0, "speck dropped");
+        assert_eq!(out.iter().map(|&v| v as usize).sum::<usize>(), 20 * 20);
+    }
+
+    #[test]
+    fn a_notch_open_to_the_border_stays_background() {
+        let (mut fg, w, h) = scene(false, false);
+        // Cut a gap from the bottom edge of the rectangle up into it, like trouser legs.
+        for y in 15..25 {
+            for x in 19..21 {
+                fg[y * w + x] = 0;
+            }
+        }
+        let out = clean(&fg, w, h).expect("a garment");
+        assert_eq!(out[20 * w + 19], 0);
+    }
+
+    #[test]
+    fn span_fill_reaches_around_obstacles() {
+        // A U-shaped wall: the fill must go down, around and back up.
+        let (w, h) = (7, 6);
+        let wall = |x: usize, y: usize| ((x == 2 || x == 4) && y < 5) || (y == 4 && (2..=4).contains(&x));
+        let mut filled = vec![false; w * h];
+        let mut stack = Vec::new();
+        let count = span_fill(
+            &mut filled,
+            (w, h),
+            (3, 0),
+            &mut stack,
+            |f, i| !f[i] && !wall(i % w, i / w),
+            |f, i| f[i] = true,
+        );
+        assert_eq!(count, 4, "only the inside of the U is reachable from its mouth");
+        let mut outside = vec![false; w * h];
+        let count = span_fill(
+            &mut outside,
+            (w, h),
+            (0, 0),
+            &mut stack,
+            |f, i| !f[i] && !wall(i % w, i / w),
+            |f, i| f[i] = true,
+        );
+        assert_eq!(count, w * h - 11 - 4, "everything else, around the bottom");
+    }
+
+    #[test]
+    fn nothing_significant_is_none() {
+        let (w, h) = (100, 100);
+        let mut fg = vec![0u8; w * h];
+        fg[5050] = 1;
+        assert!(clean(&fg, w, h).is_none());
+        assert!(clean(&[], 0, 0).is_none());
+    }
+
+    #[test]
+    fn soften_ramps_only_at_the_edge() {
+        let (fg, w, h) = scene(false, false);
+        let soft = soften(&fg, w, h);
+        assert_eq!(soft[15 * w + 20], 255);
+        assert_eq!(soft[15 * w + 2], 0);
+        let edge = soft[15 * w + 10];
+        assert!(edge > 100 && edge < 255, "edge {edge}");
+        assert_eq!(soften(&[1], 1, 1), vec![255]);
+        assert_eq!(soften(&[1, 0], 2, 1), vec![170, 85]);
+        // Matches a direct 3×3 average with clamped edges everywhere.
+        let (w, h) = (9, 7);
+        let sil: Vec<u8> = (0..w * h).map(|i| u8::from((i * 7) % 5 < 2)).collect();
+        let soft = soften(&sil, w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let mut sum = 0u32;
+                for dy in [-1isize, 0, 1] {
+                    for dx in [-1isize, 0, 1] {
+                        let sx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
+                        let sy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
+                        sum += u32::from(sil[sy * w + sx]);
+                    }
+                }
+                assert_eq!(u32::from(soft[y * w + x]), (sum * 255 + 4) / 9, "({x}, {y})");
+            }
+        }
+    }
+}
