@@ -15,8 +15,9 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "cargo nextest"
-cargo nextest run --workspace --locked --no-fail-fast
-
+# Doc tests first (nextest does not run them), so nextest's summary closes the run.
 log "doc tests"
 cargo test --workspace --doc --locked
+
+log "cargo nextest"
+cargo nextest run --workspace --locked --no-fail-fast
