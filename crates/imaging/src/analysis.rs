@@ -16,6 +16,7 @@
 //! atelier-imaging --bench analysis`).
 
 mod backdrop;
+mod kmeans;
 mod mask;
 mod morph;
 mod palette;

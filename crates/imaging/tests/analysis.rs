@@ -118,7 +118,9 @@ fn check(label: &str, a: &Analyzed, truth: &Garment) {
     assert_eq!(r.mask_source, MaskSource::Backdrop, "{label}");
     let (tx, ty, tw, th) = truth.bbox;
     let b = r.bounding_box;
-    let (sx, sy) = (0.02 * w as f64, 0.02 * h as f64);
+    // The brief allows 2% of the side and IoU 0.9; the analysis does several times
+    // better on these scenes, so the bar sits at 1% and 0.97 to catch regressions.
+    let (sx, sy) = (0.01 * w as f64, 0.01 * h as f64);
     let near = |got: u32, want: u32, tol: f64| (got as f64 - want as f64).abs() <= tol;
     assert!(
         near(b.x, tx, sx)
@@ -129,10 +131,10 @@ fn check(label: &str, a: &Analyzed, truth: &Garment) {
         truth.bbox
     );
     let overlap = iou(&a.mask, &truth.mask);
-    assert!(overlap >= 0.9, "{label}: IoU {overlap:.3}");
+    assert!(overlap >= 0.97, "{label}: IoU {overlap:.3}");
     let coverage = truth_coverage(&truth.mask);
     assert!(
-        (r.coverage as f64 - coverage).abs() <= 0.05 * coverage,
+        (r.coverage as f64 - coverage).abs() <= 0.03 * coverage,
         "{label}: coverage {} vs {coverage:.4}",
         r.coverage
     );
@@ -141,17 +143,6 @@ fn check(label: &str, a: &Analyzed, truth: &Garment) {
         .first()
         .unwrap_or_else(|| panic!("{label}: empty palette"));
     let de = lab_distance(&dominant.hex, truth.fabric);
-    eprintln!(
-        "DBG {label}: iou {overlap:.4} box {:?} truth {:?} cov {:.4}/{coverage:.4} de {de:.2} pal {:?} bd {}",
-        (b.x, b.y, b.width, b.height),
-        truth.bbox,
-        r.coverage,
-        r.palette
-            .iter()
-            .map(|c| format!("{}:{:.2}", c.hex, c.share))
-            .collect::<Vec<_>>(),
-        r.backdrop_color
-    );
     assert!(
         de <= 6.0,
         "{label}: dominant {} is ΔE76 {de:.1} from the fabric",
@@ -214,6 +205,20 @@ fn pastel_garment_on_a_white_sweep_is_found() {
     let truth = render(&s);
     let a = analyze(&truth.image, None, &settings()).expect("garment");
     check("pastel", &a, &truth);
+}
+
+#[test]
+fn heavy_noise_raises_the_bar_instead_of_breaking_the_mask() {
+    for (i, shape) in GarmentShape::ALL.into_iter().enumerate() {
+        let mut s = scene(shape, Condition::Noise, 40 + i as u64);
+        s.noise = 24.0; // a dim room at high ISO
+        let truth = render(&s);
+        let a = analyze(&truth.image, None, &settings()).expect("a garment is found");
+        let overlap = iou(&a.mask, &truth.mask);
+        assert!(overlap >= 0.95, "{shape:?}: IoU {overlap:.3}");
+        let de = lab_distance(&a.analysis.palette[0].hex, s.fabric);
+        assert!(de <= 6.0, "{shape:?}: dominant ΔE {de:.1}");
+    }
 }
 
 #[test]
@@ -357,56 +362,4 @@ fn results_are_deterministic() {
     let b = analyze(&truth.image, None, &settings()).expect("garment");
     assert_eq!(a.analysis, b.analysis);
     assert_eq!(a.mask, b.mask);
-}
-
-#[test]
-fn zz_sweep_limits() {
-    for shadow in [0.3f32, 0.4, 0.5, 0.6] {
-        for shape in GarmentShape::ALL {
-            let mut s = scene(shape, Condition::Plain, 3);
-            s.shadow = shadow;
-            let t = render(&s);
-            let r = analyze(&t.image, None, &settings());
-            eprintln!(
-                "SWEEP shadow {shadow} {shape:?}: {:?}",
-                r.map(|a| iou(&a.mask, &t.mask))
-            );
-        }
-    }
-    for noise in [12.0f32, 16.0, 24.0, 32.0] {
-        for shape in GarmentShape::ALL {
-            let mut s = scene(shape, Condition::Noise, 3);
-            s.noise = noise;
-            let t = render(&s);
-            let r = analyze(&t.image, None, &settings());
-            eprintln!(
-                "SWEEP noise {noise} {shape:?}: {:?}",
-                r.map(|a| iou(&a.mask, &t.mask))
-            );
-        }
-    }
-    for v in [0.4f32, 0.6] {
-        for shape in GarmentShape::ALL {
-            let mut s = scene(shape, Condition::Gradient, 3);
-            s.backdrop.vignette = v;
-            let t = render(&s);
-            let r = analyze(&t.image, None, &settings());
-            eprintln!(
-                "SWEEP vignette {v} {shape:?}: {:?}",
-                r.map(|a| iou(&a.mask, &t.mask))
-            );
-        }
-    }
-}
-
-#[test]
-fn zz_preview_examples() {
-    for n in ["shirt-front", "dress-front", "trousers-back"] {
-        let img = image::open(format!("{}/../../examples/{n}.jpg", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-            .to_rgb8();
-        let a = analyze(&img, None, &settings()).unwrap();
-        eprintln!("EX {n}: {:?}", a.analysis);
-        a.mask.save(format!("/tmp/mask-{n}.png")).unwrap();
-    }
 }

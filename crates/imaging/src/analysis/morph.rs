@@ -137,8 +137,7 @@ pub(super) fn soften(silhouette: &[u8], w: usize, h: usize) -> Vec<u8> {
             dst[w - 1] = at(w - 2) + at(w - 1) + at(w - 1);
         }
         if w > 2 {
-            let (left, rest) = src.split_at(1);
-            let triples = left.iter().chain(rest).zip(&src[1..]).zip(&src[2..]);
+            let triples = src.iter().zip(&src[1..]).zip(&src[2..]);
             for (d, ((&a, &b), &c)) in dst[1..w - 1].iter_mut().zip(triples) {
                 *d = u16::from(a) + u16::from(b) + u16::from(c);
             }

@@ -3,32 +3,33 @@
 //! Clustering in OKLab makes "close" mean "looks alike", so a fold's lighter and
 //! darker halves end up near each other and a stripe of another hue far away.
 //! Samples are taken with a fixed stride from the mask's interior (the soft edge
-//! mixes in backdrop), centres are seeded by k-means++ from a fixed seed so the
-//! same photo always yields the same palette, and after convergence clusters
-//! closer than [`MERGE_DISTANCE`] are merged: k is an upper bound, and a plain
-//! garment reports one colour, not five shades of it. Small clusters lying on the
-//! line between two larger ones are the pixels where those two colours meet (a
-//! stripe's edge, softened by the lens and the downscale), not colours of their
-//! own; they are split between their parents.
+//! mixes in backdrop), each the average of its 3×3 neighbourhood so that sensor
+//! noise neither spreads the clusters nor biases their centres, and clustered by
+//! the seeded, deterministic k-means of the `kmeans` module. Afterwards:
+//!
+//! - clusters closer than [`MERGE_DISTANCE`], or closer than their own spread (a
+//!   noisy colour that k-means cut into pieces), are merged: k is an upper bound,
+//!   and a plain garment reports one colour, not five shades of it;
+//! - small clusters lying on the line between two larger ones are the pixels where
+//!   those two colours meet (a stripe's edge, softened by the lens and the
+//!   downscale), not colours of their own, and are split between them;
+//! - what is left under [`MIN_SHARE`] is dropped and the shares renormalised.
 
 use atelier_core::analysis::{ColorShare, hex};
 use image::RgbImage;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
+use super::kmeans::{Cluster, dist2, kmeans};
 use crate::color;
 
 /// Clusters closer than this in OKLab (about 4–5 ΔE76) are one colour.
 const MERGE_DISTANCE: f32 = 0.05;
+/// Clusters whose centres are closer than this many times their combined spread
+/// (root of the summed mean squared distances) are pieces of one noisy colour.
+const SPREAD_MERGE: f32 = 1.0;
 /// Clusters holding less than this share are dropped as edge or noise debris.
 const MIN_SHARE: f32 = 0.01;
 /// A cluster under this share lying between two larger ones is their blend.
 const BLEND_MAX_SHARE: f32 = 0.1;
-/// Lloyd iterations at most; convergence usually takes under fifteen.
-const MAX_ITERATIONS: usize = 30;
-/// Centres moving less than this (OKLab) in an iteration have converged: far below
-/// what the hex output can show.
-const CONVERGED: f32 = 1e-4;
 /// Mask level counted as solid garment, away from the soft edge.
 const INTERIOR: u8 = 250;
 /// Fewer interior samples than this and the soft edge is sampled too.
@@ -36,152 +37,112 @@ const MIN_INTERIOR: usize = 64;
 /// The k-means++ seed: fixed, so results are reproducible.
 const SEED: u64 = 0x0a7e_11e7;
 
-#[inline]
-fn dist2(a: &[f32; 3], b: &[f32; 3]) -> f32 {
-    (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
-}
-
-/// OKLab samples of the garment: every `stride`-th pixel with mask ≥ `level`.
+/// OKLab samples of the garment: every `stride`-th pixel with mask ≥ `level`, each
+/// averaged in sRGB with those of its 3×3 neighbours (edges clamped) that also are.
 fn samples(image: &RgbImage, mask: &[u8], max_samples: usize) -> Vec<[f32; 3]> {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    if mask.len() != w * h || max_samples == 0 {
+        return Vec::new();
+    }
     let pick = |level: u8| mask.iter().filter(|&&m| m >= level).count();
     let (mut level, mut count) = (INTERIOR, pick(INTERIOR));
     if count < MIN_INTERIOR {
         (level, count) = (128, pick(128));
     }
-    if count == 0 || max_samples == 0 {
+    if count == 0 {
         return Vec::new();
     }
     let stride = count.div_ceil(max_samples);
     let lut = color::srgb_lut();
-    image
-        .as_raw()
-        .chunks_exact(3)
-        .zip(mask)
+    let raw = image.as_raw();
+    // Neighbours outside the garment are left out, so the rim does not mix in backdrop.
+    let average = |i: usize| {
+        let (x, y) = (i % w, i / w);
+        let (mut sum, mut n) = ([0u32; 3], 0u32);
+        for sy in [y.saturating_sub(1), y, (y + 1).min(h - 1)] {
+            for sx in [x.saturating_sub(1), x, (x + 1).min(w - 1)] {
+                let j = sy * w + sx;
+                if mask[j] >= level {
+                    let p = &raw[j * 3..][..3];
+                    for c in 0..3 {
+                        sum[c] += u32::from(p[c]);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        // The centre itself passed the filter, so n ≥ 1.
+        sum.map(|s| ((s + n / 2) / n.max(1)) as u8)
+    };
+    mask.iter()
+        .enumerate()
         .filter(|&(_, &m)| m >= level)
         .step_by(stride)
-        .map(|(px, _)| color::srgb_to_oklab_fast([px[0], px[1], px[2]], lut))
+        .map(|(i, _)| color::srgb_to_oklab_fast(average(i), lut))
         .collect()
 }
 
-/// Index of the nearest centre.
-#[inline]
-fn nearest(p: &[f32; 3], centres: &[[f32; 3]]) -> usize {
-    let mut best = (0, f32::INFINITY);
-    for (i, c) in centres.iter().enumerate() {
-        let d = dist2(p, c);
-        if d < best.1 {
-            best = (i, d);
-        }
-    }
-    best.0
+/// Whether two clusters are one colour.
+fn same_colour(a: &Cluster, b: &Cluster) -> bool {
+    let d2 = dist2(&a.centre, &b.centre);
+    d2 < MERGE_DISTANCE * MERGE_DISTANCE || d2 < SPREAD_MERGE * SPREAD_MERGE * (a.spread + b.spread)
 }
 
-/// k-means++ seeding: each next centre drawn with probability ∝ squared distance.
-fn seed_centres(points: &[[f32; 3]], k: usize, rng: &mut ChaCha8Rng) -> Vec<[f32; 3]> {
-    let mut centres = vec![points[rng.random_range(0..points.len())]];
-    let mut d2: Vec<f32> = points.iter().map(|p| dist2(p, &centres[0])).collect();
-    while centres.len() < k {
-        let total: f64 = d2.iter().map(|&d| d as f64).sum();
-        if total <= 0.0 {
-            break; // Fewer distinct colours than k.
-        }
-        let mut target = rng.random_range(0.0..total);
-        let mut chosen = points.len() - 1;
-        for (i, &d) in d2.iter().enumerate() {
-            target -= d as f64;
-            if target < 0.0 {
-                chosen = i;
-                break;
-            }
-        }
-        let c = points[chosen];
-        centres.push(c);
-        for (d, p) in d2.iter_mut().zip(points) {
-            *d = d.min(dist2(p, &c));
-        }
-    }
-    centres
-}
-
-/// Lloyd's algorithm from the given centres; returns centres and member counts
-/// (empty clusters removed).
-fn lloyd(points: &[[f32; 3]], mut centres: Vec<[f32; 3]>) -> Vec<([f32; 3], usize)> {
-    let mut assignment = vec![usize::MAX; points.len()];
-    let mut counts = vec![0usize; centres.len()];
-    for _ in 0..MAX_ITERATIONS {
-        let mut changed = false;
-        let mut sums = vec![[0.0f64; 3]; centres.len()];
-        counts.fill(0);
-        for (p, a) in points.iter().zip(assignment.iter_mut()) {
-            let i = nearest(p, &centres);
-            changed |= *a != i;
-            *a = i;
-            counts[i] += 1;
-            for c in 0..3 {
-                sums[i][c] += p[c] as f64;
-            }
-        }
-        let mut shift = 0.0f32;
-        for ((centre, sum), &n) in centres.iter_mut().zip(&sums).zip(&counts) {
-            if n > 0 {
-                let next = sum.map(|s| (s / n as f64) as f32);
-                shift = shift.max(dist2(centre, &next));
-                *centre = next;
-            }
-        }
-        if !changed || shift < CONVERGED * CONVERGED {
-            break;
-        }
-    }
-    centres.into_iter().zip(counts).filter(|&(_, n)| n > 0).collect()
-}
-
-/// Merges the closest pair of clusters while it is closer than [`MERGE_DISTANCE`],
-/// the merged centre being the count-weighted mean.
-fn merge(mut clusters: Vec<([f32; 3], usize)>) -> Vec<([f32; 3], usize)> {
+/// Merges the closest pair of clusters that are [`same_colour`] until none are;
+/// the merged centre is the weighted mean and the spread that of the union.
+fn merge(mut clusters: Vec<Cluster>) -> Vec<Cluster> {
     loop {
         let mut best: Option<(usize, usize, f32)> = None;
         for i in 0..clusters.len() {
             for j in i + 1..clusters.len() {
-                let d = dist2(&clusters[i].0, &clusters[j].0);
-                if d < MERGE_DISTANCE * MERGE_DISTANCE && best.is_none_or(|b| d < b.2) {
+                let d = dist2(&clusters[i].centre, &clusters[j].centre);
+                if same_colour(&clusters[i], &clusters[j]) && best.is_none_or(|b| d < b.2) {
                     best = Some((i, j, d));
                 }
             }
         }
         let Some((i, j, _)) = best else { return clusters };
-        let (cj, nj) = clusters.swap_remove(j);
-        let (ci, ni) = clusters[i];
-        let total = (ni + nj) as f32;
-        let mixed = std::array::from_fn(|c| (ci[c] * ni as f32 + cj[c] * nj as f32) / total);
-        clusters[i] = (mixed, ni + nj);
+        let b = clusters.swap_remove(j);
+        let a = clusters[i];
+        let weight = a.weight + b.weight;
+        let centre = std::array::from_fn(|c| (a.centre[c] * a.weight + b.centre[c] * b.weight) / weight);
+        let spread = (a.weight * (a.spread + dist2(&a.centre, &centre))
+            + b.weight * (b.spread + dist2(&b.centre, &centre)))
+            / weight;
+        clusters[i] = Cluster {
+            centre,
+            weight,
+            spread,
+        };
     }
 }
 
 /// Splits each small cluster that lies between two larger ones (within
 /// [`MERGE_DISTANCE`] of the segment joining them, not at its ends) between those
-/// two, in proportion to where it sits. Input and output are sorted by weight,
+/// two, in proportion to where it sits. Returns the clusters sorted by weight,
 /// largest first.
-fn absorb_blends(mut clusters: Vec<([f32; 3], f32)>, total: f32) -> Vec<([f32; 3], f32)> {
+fn absorb_blends(mut clusters: Vec<Cluster>, total: f32) -> Vec<Cluster> {
+    clusters.sort_by(|x, y| y.weight.total_cmp(&x.weight));
     for i in (2..clusters.len()).rev() {
-        let (c, weight) = clusters[i];
+        let Cluster {
+            centre: c, weight, ..
+        } = clusters[i];
         if weight >= BLEND_MAX_SHARE * total {
             continue;
         }
         let mut best: Option<(usize, usize, f32, f32)> = None;
         for a in 0..i {
             for b in a + 1..i {
-                let (pa, pb) = (clusters[a].0, clusters[b].0);
-                let ab: [f32; 3] = std::array::from_fn(|k| pb[k] - pa[k]);
+                let (pa, pb) = (clusters[a].centre, clusters[b].centre);
                 let len2 = dist2(&pa, &pb);
                 if len2 <= 0.0 {
                     continue;
                 }
-                let t = (0..3).map(|k| (c[k] - pa[k]) * ab[k]).sum::<f32>() / len2;
+                let t = (0..3).map(|k| (c[k] - pa[k]) * (pb[k] - pa[k])).sum::<f32>() / len2;
                 if !(0.05..=0.95).contains(&t) {
                     continue;
                 }
-                let foot: [f32; 3] = std::array::from_fn(|k| pa[k] + t * ab[k]);
+                let foot: [f32; 3] = std::array::from_fn(|k| pa[k] + t * (pb[k] - pa[k]));
                 let d = dist2(&c, &foot);
                 if d < MERGE_DISTANCE * MERGE_DISTANCE && best.is_none_or(|b| d < b.3) {
                     best = Some((a, b, t, d));
@@ -189,12 +150,12 @@ fn absorb_blends(mut clusters: Vec<([f32; 3], f32)>, total: f32) -> Vec<([f32; 3
             }
         }
         if let Some((a, b, t, _)) = best {
-            clusters[a].1 += (1.0 - t) * weight;
-            clusters[b].1 += t * weight;
+            clusters[a].weight += (1.0 - t) * weight;
+            clusters[b].weight += t * weight;
             clusters.remove(i);
         }
     }
-    clusters.sort_by(|x, y| y.1.total_cmp(&x.1));
+    clusters.sort_by(|x, y| y.weight.total_cmp(&x.weight));
     clusters
 }
 
@@ -203,27 +164,17 @@ fn absorb_blends(mut clusters: Vec<([f32; 3], f32)>, total: f32) -> Vec<([f32; 3
 /// `k` is 0.
 pub(super) fn dominant(image: &RgbImage, mask: &[u8], k: usize, max_samples: usize) -> Vec<ColorShare> {
     let points = samples(image, mask, max_samples);
-    if points.is_empty() || k == 0 {
-        return Vec::new();
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let centres = seed_centres(&points, k.min(points.len()), &mut rng);
-    let mut merged: Vec<([f32; 3], f32)> = merge(lloyd(&points, centres))
-        .into_iter()
-        .map(|(c, n)| (c, n as f32))
-        .collect();
-    merged.sort_by(|a, b| b.1.total_cmp(&a.1));
     let total = points.len() as f32;
-    let mut clusters = absorb_blends(merged, total);
+    let mut clusters = absorb_blends(merge(kmeans(&points, k, SEED)), total);
     // Never drop the largest cluster, even when k is so large that all are small.
-    let floor = clusters.first().map_or(0.0, |c| c.1).min(MIN_SHARE * total);
-    clusters.retain(|&(_, n)| n >= floor);
-    let kept: f32 = clusters.iter().map(|c| c.1).sum();
+    let floor = clusters.first().map_or(0.0, |c| c.weight).min(MIN_SHARE * total);
+    clusters.retain(|c| c.weight >= floor);
+    let kept: f32 = clusters.iter().map(|c| c.weight).sum();
     clusters
         .into_iter()
-        .map(|(centre, n)| ColorShare {
-            hex: hex(color::oklab_to_srgb(centre)),
-            share: n / kept,
+        .map(|c| ColorShare {
+            hex: hex(color::oklab_to_srgb(c.centre)),
+            share: c.weight / kept,
         })
         .collect()
 }
@@ -265,14 +216,43 @@ mod tests {
         let mustard = color::srgb_to_oklab([214, 178, 70]);
         let mid: [f32; 3] = std::array::from_fn(|k| 0.5 * (navy[k] + mustard[k]));
         let red = color::srgb_to_oklab([200, 20, 30]);
-        let clusters = vec![(navy, 60.0), (mustard, 30.0), (mid, 6.0), (red, 4.0)];
+        let cluster = |centre, weight| Cluster {
+            centre,
+            weight,
+            spread: 0.0,
+        };
+        let clusters = vec![
+            cluster(navy, 60.0),
+            cluster(mustard, 30.0),
+            cluster(mid, 6.0),
+            cluster(red, 4.0),
+        ];
         let out = absorb_blends(clusters, 100.0);
         assert_eq!(out.len(), 3, "{out:?}");
         assert!(
-            (out[0].1 - 63.0).abs() < 0.5 && (out[1].1 - 33.0).abs() < 0.5,
+            (out[0].weight - 63.0).abs() < 0.5 && (out[1].weight - 33.0).abs() < 0.5,
             "{out:?}"
         );
-        assert_eq!(out[2].0, red, "a colour off the line is kept");
+        assert_eq!(out[2].centre, red, "a colour off the line is kept");
+    }
+
+    #[test]
+    fn pieces_of_one_noisy_colour_merge_but_distinct_colours_do_not() {
+        let piece = |l: f32| Cluster {
+            centre: [l, 0.0, 0.0],
+            weight: 10.0,
+            spread: 0.01,
+        };
+        // 0.08 apart, more than MERGE_DISTANCE, but each piece spreads 0.1 (rms).
+        let merged = merge(vec![piece(0.5), piece(0.58)]);
+        assert_eq!(merged.len(), 1);
+        assert!((merged[0].centre[0] - 0.54).abs() < 1e-6);
+        assert!(merged[0].spread > 0.01, "the union spreads more than each piece");
+        let tight = |l: f32| Cluster {
+            spread: 0.0001,
+            ..piece(l)
+        };
+        assert_eq!(merge(vec![tight(0.5), tight(0.58)]).len(), 2);
     }
 
     #[test]
