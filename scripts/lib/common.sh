@@ -31,7 +31,7 @@ ensure_apt() {
 
 # What building the workspace needs: FFmpeg for the video, protoc for the
 # protobuf messages, cmake + nasm to build the bundled libjpeg-turbo (SIMD JPEG).
-BUILD_PACKAGES=(
+BUILD_PACKAGES=(libssl-dev 
   build-essential pkg-config clang libclang-dev cmake nasm protobuf-compiler ffmpeg
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
   libavdevice-dev libswresample-dev
@@ -64,6 +64,13 @@ wait_port() {
 ensure_rabbitmq() {
   ensure_apt rabbitmq-server
   port_open 5672 && return 0
+  # The node may be up with its application stopped (rabbitmqctl stop_app).
+  if as_root timeout 30 rabbitmqctl -q status >/dev/null 2>&1; then
+    log "starting the RabbitMQ application"
+    as_root timeout 60 rabbitmqctl start_app >/dev/null
+    as_root timeout 120 rabbitmqctl await_startup >/dev/null
+    wait_port 5672 60 && return 0
+  fi
   log "starting RabbitMQ"
   # Debian's wrapper re-runs the server as the rabbitmq user: its folders must be its own.
   as_root mkdir -p /var/lib/rabbitmq /var/log/rabbitmq

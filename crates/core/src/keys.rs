@@ -35,6 +35,9 @@ pub fn upscaled(n: usize) -> String {
 pub const VIDEO: &str = "video.mp4";
 /// The job's Excel report.
 pub const REPORT: &str = "report.xlsx";
+/// Marker written by the gateway when a job is cancelled; workers skip the
+/// remaining stages of a job that has it.
+pub const CANCELLED: &str = "cancelled";
 /// The job's final response body.
 pub const RESULT: &str = "result.json";
 

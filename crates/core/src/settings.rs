@@ -27,6 +27,12 @@ pub struct Settings {
     pub output: OutputSettings,
     pub pipeline: PipelineSettings,
     pub telemetry: TelemetrySettings,
+    pub blobs: BlobSettings,
+    pub broker: BrokerSettings,
+    pub database: DatabaseSettings,
+    pub worker: WorkerSettings,
+    pub gateway: GatewaySettings,
+    pub status: StatusSettings,
 }
 
 /// Limits checked on every input before any pixel buffer is allocated.
@@ -104,6 +110,71 @@ pub struct TelemetrySettings {
     pub log_filter: String,
 }
 
+/// Where the services keep blobs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobSettings {
+    /// `file:///abs/path`, a relative folder, or `memory://` (tests).
+    pub url: String,
+}
+
+/// RabbitMQ connection, naming and retry policy, shared by every service.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSettings {
+    pub url: String,
+    pub prefix: String,
+    pub max_attempts: u32,
+    pub retry_delays_ms: Vec<u64>,
+    pub retry_jitter: f64,
+    pub publish_timeout_ms: u64,
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+/// PostgreSQL job store.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub schema: String,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+}
+
+/// Worker services.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Jobs one worker process runs at once (= prefetch); 0 = `pipeline.max_workers`.
+    pub concurrency: u16,
+    pub shutdown_grace_seconds: u64,
+}
+
+/// The HTTP gateway.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    pub bind: String,
+    pub sync_wait_seconds: u64,
+    pub max_body_bytes: usize,
+    pub fetch_connect_timeout_ms: u64,
+    pub fetch_timeout_ms: u64,
+    pub fetch_max_redirects: usize,
+    pub retry_after_seconds: u64,
+    pub status_url: String,
+    pub status_timeout_ms: u64,
+}
+
+/// The status service.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSettings {
+    pub bind: String,
+    pub timing_window_seconds: u32,
+    pub rabbitmq_poll_ms: u64,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,6 +219,10 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
+                    // Lists come from the environment comma-separated
+                    // (`ATELIER__BROKER__RETRY_DELAYS_MS=100,200`).
+                    .list_separator(",")
+                    .with_list_parse_key("broker.retry_delays_ms")
                     .source(Some(vars)),
             )
             .build()
@@ -195,7 +270,30 @@ impl Settings {
         if self.analysis.palette_size == 0 || self.analysis.working_max_side < 64 {
             return bad("analysis.palette_size must be positive and working_max_side at least 64");
         }
+        if self.broker.max_attempts == 0 || self.broker.retry_delays_ms.is_empty() {
+            return bad("broker.max_attempts must be at least 1 and broker.retry_delays_ms not empty");
+        }
+        if !(0.0..=1.0).contains(&self.broker.retry_jitter) {
+            return bad("broker.retry_jitter must be in [0, 1]");
+        }
+        if self.broker.prefix.is_empty() || !self.broker.prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad("broker.prefix must be non-empty printable ASCII");
+        }
+        if !is_identifier(&self.database.schema) {
+            return bad("database.schema must be a lowercase SQL identifier ([a-z_][a-z0-9_]*)");
+        }
+        if self.pipeline.max_queue_size == 0 || self.pipeline.max_workers == 0 {
+            return bad("pipeline.max_queue_size and pipeline.max_workers must be at least 1");
+        }
         Ok(())
+    }
+
+    /// Jobs one worker runs at once (its prefetch).
+    pub fn worker_concurrency(&self) -> u16 {
+        match self.worker.concurrency {
+            0 => u16::try_from(self.pipeline.max_workers).unwrap_or(u16::MAX),
+            n => n,
+        }
     }
 
     /// Threads for the CPU pool of the upscaler (0 in the file means one per core).
@@ -205,6 +303,13 @@ impl Settings {
             n => n,
         }
     }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && s.len() <= 63
 }
 
 #[cfg(test)]
@@ -232,6 +337,16 @@ mod tests {
         let s = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("loads");
         assert_eq!(s.generation.canvas_width, 600);
         assert_eq!(s.upscaler_threads(), 3);
+    }
+
+    #[test]
+    fn env_lists_are_comma_separated() {
+        let vars = [(
+            "ATELIER__BROKER__RETRY_DELAYS_MS".to_string(),
+            "100,250".to_string(),
+        )];
+        let s = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("loads");
+        assert_eq!(s.broker.retry_delays_ms, vec![100, 250]);
     }
 
     #[test]

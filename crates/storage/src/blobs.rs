@@ -36,6 +36,48 @@ impl BlobStore {
         Ok(Self::from_object_store(Arc::new(fs)))
     }
 
+    /// The store a URL names: a folder (`file:///abs/path` or a plain path),
+    /// `memory://` (tests), or `s3://bucket/prefix` when built with the `s3`
+    /// feature (credentials and region from the usual `AWS_*` variables).
+    pub fn from_url(url: &str) -> Result<Self, StorageError> {
+        if url == "memory://" {
+            return Ok(Self::memory());
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            return Self::local(path);
+        }
+        if url.starts_with("s3://") {
+            return Self::s3(url);
+        }
+        if url.contains("://") {
+            return Err(StorageError::InvalidKey {
+                key: url.to_string(),
+                reason: "unsupported blob store URL (use a folder, file://, memory:// or s3://)".into(),
+            });
+        }
+        Self::local(url)
+    }
+
+    #[cfg(feature = "s3")]
+    fn s3(url: &str) -> Result<Self, StorageError> {
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_url(url)
+            .build()
+            .map_err(|source| StorageError::Backend {
+                key: url.to_string(),
+                source,
+            })?;
+        Ok(Self::from_object_store(Arc::new(store)))
+    }
+
+    #[cfg(not(feature = "s3"))]
+    fn s3(url: &str) -> Result<Self, StorageError> {
+        Err(StorageError::InvalidKey {
+            key: url.to_string(),
+            reason: "this build has no S3 support (rebuild atelier-storage with the `s3` feature)".into(),
+        })
+    }
+
     /// Blobs in memory, for tests and throwaway runs.
     pub fn memory() -> Self {
         Self::from_object_store(Arc::new(InMemory::new()))

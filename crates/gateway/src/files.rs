@@ -1,0 +1,42 @@
+//! `GET /api/v1/files/{id}/{path}`: a job's artefact with its content type.
+
+use atelier_core::job::JobId;
+use atelier_core::keys;
+use atelier_storage::StorageError;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::{ApiError, AppState};
+
+/// Serves one artefact of a job.
+pub async fn get_file(
+    State(app): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no file {path} for job {id}"));
+    let job: JobId = id.parse().map_err(|_| not_found())?;
+    let safe = !path.is_empty()
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.starts_with('.'));
+    if !safe || path == keys::CANCELLED {
+        return Err(not_found());
+    }
+    let key = format!("{}{path}", keys::job_prefix(&job));
+    match app.blobs.get(&key).await {
+        Ok(bytes) => Ok((
+            [
+                (header::CONTENT_TYPE, keys::content_type(&path)),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            bytes,
+        )
+            .into_response()),
+        Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => Err(not_found()),
+        Err(e) => Err(ApiError::Unavailable {
+            message: format!("blob store unavailable: {e}"),
+            retry_after: app.retry_after(),
+        }),
+    }
+}

@@ -1,0 +1,189 @@
+//! `atelier.v1.StatusService` over the job store, the queue view and the hub.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use atelier_core::job::JobId;
+use atelier_core::settings::Settings;
+use atelier_proto::v1::{self, status_service_server::StatusService};
+use atelier_storage::{JobStore, StorageError};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{event_of, is_final, status_of};
+use crate::{EventHub, QueueWatch};
+
+/// Events a slow `WatchJob` client may lag behind before its stream ends.
+const WATCH_BUFFER: usize = 64;
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct StatusApi {
+    store: Arc<dyn JobStore>,
+    queues: QueueWatch,
+    hub: EventHub,
+    settings: Arc<Settings>,
+}
+
+impl StatusApi {
+    /// A service answering from `store`, `queues` and `hub`.
+    pub fn new(store: Arc<dyn JobStore>, queues: QueueWatch, hub: EventHub, settings: Arc<Settings>) -> Self {
+        Self {
+            store,
+            queues,
+            hub,
+            settings,
+        }
+    }
+}
+
+/// The one place storage errors become gRPC statuses.
+fn internal(error: StorageError) -> Status {
+    tracing::warn!(%error, "job store failed");
+    Status::unavailable(format!("job store unavailable: {error}"))
+}
+
+fn parse_id(raw: &str) -> Result<JobId, Status> {
+    raw.parse()
+        .map_err(|_| Status::invalid_argument(format!("job_id `{raw}` is not a UUID")))
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::JobEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl StatusService for StatusApi {
+    async fn get_queue_status(
+        &self,
+        _request: Request<v1::GetQueueStatusRequest>,
+    ) -> Result<Response<v1::QueueStatus>, Status> {
+        let window = self.settings.status.timing_window_seconds;
+        let counts = self.store.counts().await.map_err(internal)?;
+        let stats = self.store.stage_stats(window).await.map_err(internal)?;
+        let snapshot = self.queues.get();
+        let per_worker = u32::from(self.settings.worker_concurrency());
+        let mut max_workers = 0u32;
+        let stages = snapshot
+            .stages
+            .iter()
+            .map(|(stage, q)| {
+                max_workers = max_workers.saturating_add(q.consumers.saturating_mul(per_worker));
+                let s = stats.iter().find(|s| s.stage == *stage);
+                v1::StageQueue {
+                    stage: v1::Stage::from(*stage).into(),
+                    queue: atelier_broker::Names::new(&self.settings.broker.prefix).stage_queue(*stage),
+                    depth: q.messages,
+                    consumers: q.consumers,
+                    running: s.map_or(0, |s| to_u32(s.running)),
+                    completed: s.map_or(0, |s| s.completed),
+                    failed: s.map_or(0, |s| s.failed),
+                    p50_seconds: s.map_or(0.0, |s| s.p50),
+                    p95_seconds: s.map_or(0.0, |s| s.p95),
+                    p99_seconds: s.map_or(0.0, |s| s.p99),
+                }
+            })
+            .collect::<Vec<_>>();
+        let first_consumers = snapshot.stages.first().map_or(0, |(_, q)| q.consumers);
+        Ok(Response::new(v1::QueueStatus {
+            queue_size: to_u32(counts.queued),
+            max_queue_size: self.settings.pipeline.max_queue_size,
+            running_tasks: to_u32(counts.running),
+            max_workers,
+            completed_tasks: counts.completed,
+            failed_tasks: counts.failed,
+            is_running: snapshot.connected && first_consumers > 0,
+            stages,
+        }))
+    }
+
+    async fn get_job(&self, request: Request<v1::GetJobRequest>) -> Result<Response<v1::JobStatus>, Status> {
+        let id = parse_id(&request.get_ref().job_id)?;
+        match self.store.get(id).await.map_err(internal)? {
+            Some(job) => Ok(Response::new(status_of(&job))),
+            None => Err(Status::not_found(format!("no job {id}"))),
+        }
+    }
+
+    type WatchJobStream = WatchStream;
+
+    async fn watch_job(&self, request: Request<v1::GetJobRequest>) -> Result<Response<WatchStream>, Status> {
+        let id = parse_id(&request.get_ref().job_id)?;
+        // Subscribe before reading the history so nothing falls in between.
+        let mut live = self.hub.subscribe();
+        let Some(job) = self.store.get(id).await.map_err(internal)? else {
+            return Err(Status::not_found(format!("no job {id}")));
+        };
+        let history = self.store.events(id).await.map_err(internal)?;
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let id_text = id.to_string();
+        tokio::spawn(async move {
+            let mut seen = HashSet::new();
+            for record in &history {
+                let event = event_of(record);
+                seen.insert((event.kind, event.stage, event.attempt));
+                let done = is_final(&event);
+                if tx.send(Ok(event)).await.is_err() || done {
+                    return;
+                }
+            }
+            if job.status.is_terminal() {
+                return;
+            }
+            loop {
+                match live.recv().await {
+                    Ok(event) if event.job_id == id_text => {
+                        if !seen.insert((event.kind, event.stage, event.attempt)) {
+                            continue;
+                        }
+                        let done = is_final(&event);
+                        if tx.send(Ok((*event).clone())).await.is_err() || done {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "watcher lagged by {n} events; watch again"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_stage_timings(
+        &self,
+        request: Request<v1::GetStageTimingsRequest>,
+    ) -> Result<Response<v1::StageTimings>, Status> {
+        let window = match request.get_ref().window_seconds {
+            0 => self.settings.status.timing_window_seconds,
+            w => w,
+        };
+        let stats = self.store.stage_stats(window).await.map_err(internal)?;
+        Ok(Response::new(v1::StageTimings {
+            window_seconds: window,
+            stages: stats
+                .iter()
+                .map(|s| v1::StageTiming {
+                    stage: v1::Stage::from(s.stage).into(),
+                    count: s.count_in_window,
+                    p50_seconds: s.p50,
+                    p95_seconds: s.p95,
+                    p99_seconds: s.p99,
+                    mean_seconds: s.mean,
+                })
+                .collect(),
+        }))
+    }
+}
+
+fn to_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,64 @@
+//! A cached view of the stage queues, refreshed from RabbitMQ on a timer so
+//! `GetQueueStatus` answers without a broker round trip.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use atelier_broker::{Broker, QueueStats};
+use atelier_core::pipeline::Stage;
+use tokio_util::sync::CancellationToken;
+
+/// Latest depth and consumer count per stage, and whether the broker answered.
+#[derive(Debug, Clone, Default)]
+pub struct QueueSnapshot {
+    pub stages: Vec<(Stage, QueueStats)>,
+    pub connected: bool,
+}
+
+/// Shared handle on the latest [`QueueSnapshot`].
+#[derive(Debug, Clone, Default)]
+pub struct QueueWatch {
+    latest: Arc<RwLock<QueueSnapshot>>,
+}
+
+impl QueueWatch {
+    /// The latest snapshot.
+    pub fn get(&self) -> QueueSnapshot {
+        self.latest
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads every stage queue once and stores the result.
+    pub async fn refresh(&self, broker: &Broker) {
+        let mut stages = Vec::with_capacity(Stage::ALL.len());
+        let mut connected = true;
+        for stage in Stage::ALL {
+            match broker.queue_stats(stage).await {
+                Ok(stats) => stages.push((stage, stats)),
+                Err(error) => {
+                    tracing::debug!(%error, stage = stage.as_str(), "queue stats unavailable");
+                    connected = false;
+                    stages.push((stage, QueueStats::default()));
+                }
+            }
+        }
+        *self
+            .latest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = QueueSnapshot { stages, connected };
+    }
+
+    /// Refreshes every `every` until `shutdown`.
+    pub async fn run(self, broker: Broker, every: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => self.refresh(&broker).await,
+            }
+        }
+    }
+}

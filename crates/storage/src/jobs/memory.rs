@@ -1,0 +1,203 @@
+//! Jobs in memory: `atelier process` (one process, no database) and tests.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use atelier_core::job::JobId;
+use atelier_core::pipeline::{ProcessingTimes, Stage};
+use tokio::sync::Mutex;
+
+use super::rules::{self, MS_PER_SECOND, P50, P95, P99};
+use super::{
+    Created, EventKind, JobCounts, JobEventRecord, JobRecord, JobStatus, JobStore, NewJob, StageStats,
+};
+use crate::StorageError;
+
+/// What identifies an event for duplicate detection (same as the database's
+/// unique key on `job_events`).
+type EventKey = (JobId, EventKind, Option<Stage>, u32);
+
+/// A [`JobStore`] in a mutex, with the same rules as [`super::PgJobStore`].
+#[derive(Debug, Default)]
+pub struct MemoryJobStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    jobs: HashMap<JobId, JobRecord>,
+    by_key: HashMap<String, JobId>,
+    events: HashMap<JobId, Vec<JobEventRecord>>,
+    seen: HashSet<EventKey>,
+    /// Latest finish of each (job, stage): seconds and epoch milliseconds.
+    timings: HashMap<(JobId, Stage), (f64, u64)>,
+}
+
+impl MemoryJobStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryJobStore {
+    async fn create(&self, job: NewJob) -> Result<Created, StorageError> {
+        let mut inner = self.inner.lock().await;
+        let earlier = match &job.idempotency_key {
+            Some(key) => inner.by_key.get(key).copied(),
+            None => None,
+        }
+        .or_else(|| inner.jobs.contains_key(&job.id).then_some(job.id));
+        if let Some(id) = earlier {
+            return match inner.jobs.get(&id) {
+                Some(found) if found.idempotency_key == job.idempotency_key => Ok(Created {
+                    job: found.clone(),
+                    existing: true,
+                }),
+                _ => Err(StorageError::JobConflict { id: job.id }),
+            };
+        }
+        let record = JobRecord {
+            id: job.id,
+            idempotency_key: job.idempotency_key,
+            kind: job.kind,
+            status: JobStatus::Queued,
+            current_stage: None,
+            priority: job.priority,
+            request: job.request,
+            result: None,
+            error: None,
+            created_at_ms: job.submitted_at_ms,
+            updated_at_ms: job.submitted_at_ms,
+            times: ProcessingTimes::default(),
+        };
+        if let Some(key) = &record.idempotency_key {
+            inner.by_key.insert(key.clone(), record.id);
+        }
+        inner.jobs.insert(record.id, record.clone());
+        Ok(Created {
+            job: record,
+            existing: false,
+        })
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StorageError> {
+        Ok(self.inner.lock().await.jobs.get(&id).cloned())
+    }
+
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, StorageError> {
+        let inner = self.inner.lock().await;
+        Ok(inner.by_key.get(key).and_then(|id| inner.jobs.get(id)).cloned())
+    }
+
+    async fn delete(&self, id: JobId) -> Result<bool, StorageError> {
+        let mut inner = self.inner.lock().await;
+        let Some(job) = inner.jobs.remove(&id) else {
+            return Ok(false);
+        };
+        if let Some(key) = &job.idempotency_key {
+            inner.by_key.remove(key);
+        }
+        inner.events.remove(&id);
+        inner.seen.retain(|(job_id, ..)| *job_id != id);
+        inner.timings.retain(|(job_id, _), _| *job_id != id);
+        Ok(true)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    async fn apply_event(&self, event: &JobEventRecord) -> Result<Option<JobRecord>, StorageError> {
+        let mut inner = self.inner.lock().await;
+        let Some(job) = inner.jobs.get(&event.job_id).cloned() else {
+            return Ok(None);
+        };
+        let key = (event.job_id, event.kind, event.stage, event.attempt);
+        if !inner.seen.insert(key) {
+            return Ok(Some(job));
+        }
+        inner.events.entry(event.job_id).or_default().push(event.clone());
+        if let (EventKind::StageFinished, Some(stage)) = (event.kind, event.stage) {
+            inner
+                .timings
+                .insert((event.job_id, stage), (event.seconds, event.at_ms));
+        }
+        let Some(next) = rules::transition(&job, event) else {
+            return Ok(Some(job));
+        };
+        inner.jobs.insert(next.id, next.clone());
+        Ok(Some(next))
+    }
+
+    async fn events(&self, id: JobId) -> Result<Vec<JobEventRecord>, StorageError> {
+        Ok(self
+            .inner
+            .lock()
+            .await
+            .events
+            .get(&id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn counts(&self) -> Result<JobCounts, StorageError> {
+        let inner = self.inner.lock().await;
+        let mut counts = JobCounts::default();
+        for job in inner.jobs.values() {
+            counts.add(job.status, 1);
+        }
+        Ok(counts)
+    }
+
+    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, StorageError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let since_ms = now_ms.saturating_sub(u64::from(window_seconds) * MS_PER_SECOND);
+        let inner = self.inner.lock().await;
+        let stats = Stage::ALL
+            .into_iter()
+            .map(|stage| {
+                let in_stage = |status| {
+                    inner
+                        .jobs
+                        .values()
+                        .filter(|j| j.status == status && j.current_stage == Some(stage))
+                        .count() as u64
+                };
+                let finishes: Vec<_> = inner
+                    .timings
+                    .iter()
+                    .filter(|((_, s), _)| *s == stage)
+                    .map(|(_, timing)| *timing)
+                    .collect();
+                let mut window: Vec<f64> = finishes
+                    .iter()
+                    .filter(|(_, at_ms)| *at_ms >= since_ms)
+                    .map(|(seconds, _)| *seconds)
+                    .collect();
+                window.sort_by(f64::total_cmp);
+                let mean = if window.is_empty() {
+                    0.0
+                } else {
+                    window.iter().sum::<f64>() / window.len() as f64
+                };
+                StageStats {
+                    stage,
+                    running: in_stage(JobStatus::Running),
+                    completed: finishes.len() as u64,
+                    failed: in_stage(JobStatus::Failed),
+                    count_in_window: window.len() as u64,
+                    p50: rules::percentile_cont(&window, P50),
+                    p95: rules::percentile_cont(&window, P95),
+                    p99: rules::percentile_cont(&window, P99),
+                    mean,
+                }
+            })
+            .collect();
+        Ok(stats)
+    }
+}

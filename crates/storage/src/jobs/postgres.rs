@@ -1,0 +1,458 @@
+//! Jobs in PostgreSQL, shared by every gateway and the status service.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use atelier_core::job::JobId;
+use atelier_core::pipeline::{ProcessingTimes, Stage};
+use atelier_core::settings::DatabaseSettings;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Connection, Executor, PgConnection, Row};
+
+use super::rules::{self, P50, P95, P99};
+use super::{
+    Created, EventKind, JobCounts, JobEventRecord, JobRecord, JobStatus, JobStore, NewJob, StageStats,
+};
+use crate::StorageError;
+
+/// The schema's migrations, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// First half of the advisory-lock key guarding schema creation and migration
+/// ("ATLR"); the second half is a hash of the schema name, so different schemas
+/// do not wait on each other for this lock.
+const MIGRATION_LOCK_CLASS: i32 = 0x4154_4C52;
+
+/// Longest identifier PostgreSQL keeps without truncating.
+const MAX_IDENTIFIER_LEN: usize = 63;
+
+/// Columns of `jobs`, in the order [`job_from_row`] reads them.
+const JOB_COLUMNS: &str = "id, idempotency_key, kind, status, current_stage, priority, request, \
+                           result, error, times, created_at_ms, updated_at_ms";
+
+/// A [`JobStore`] over a PostgreSQL pool whose connections all work inside one
+/// schema. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PgJobStore {
+    pool: PgPool,
+}
+
+impl PgJobStore {
+    /// Connects, creates the schema when missing and brings it up to date.
+    ///
+    /// Safe to call from several services starting at once: creation and
+    /// migration run under an advisory lock on a dedicated connection, which is
+    /// closed afterwards so a failure cannot leave the lock held in the pool.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        let schema = validate_schema(&settings.schema)?;
+        let options: PgConnectOptions = settings.url.parse()?;
+        let timeout = Duration::from_millis(settings.connect_timeout_ms);
+        migrate(&options, schema, timeout).await?;
+
+        let set_path = search_path_sql(schema);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(timeout)
+            .after_connect(move |conn, _meta| {
+                let sql = set_path.clone();
+                Box::pin(async move { conn.execute(sql.as_str()).await.map(drop) })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool (every connection's `search_path` is the schema).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn find(&self, column: &str, value: JobKey<'_>) -> Result<Option<JobRecord>, StorageError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {column} = $1");
+        let query = sqlx::query(&sql);
+        let query = match value {
+            JobKey::Id(id) => query.bind(id.0),
+            JobKey::Idempotency(key) => query.bind(key),
+        };
+        query
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| job_from_row(&row))
+            .transpose()
+    }
+}
+
+/// How [`PgJobStore::find`] looks a job up.
+enum JobKey<'a> {
+    Id(JobId),
+    Idempotency(&'a str),
+}
+
+/// Creates and migrates `schema` on a connection of its own.
+async fn migrate(options: &PgConnectOptions, schema: &str, timeout: Duration) -> Result<(), StorageError> {
+    let mut conn = tokio::time::timeout(timeout, PgConnection::connect_with(options))
+        .await
+        .map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting to the job database timed out",
+            ))
+        })??;
+    // CREATE SCHEMA IF NOT EXISTS is not race-free on its own (two sessions can
+    // both miss it and one fails on the catalog's unique index), hence the lock.
+    sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+        .bind(MIGRATION_LOCK_CLASS)
+        .bind(schema)
+        .execute(&mut conn)
+        .await?;
+    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
+        .await?;
+    conn.execute(search_path_sql(schema).as_str()).await?;
+    // `_sqlx_migrations` is created unqualified, so it lands in this schema and
+    // each schema tracks its own migrations.
+    MIGRATOR.run_direct(&mut conn).await?;
+    sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+        .bind(MIGRATION_LOCK_CLASS)
+        .bind(schema)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Checks `schema` is a plain lowercase identifier, which makes quoting it into
+/// SQL text (identifiers cannot be bound) safe.
+fn validate_schema(schema: &str) -> Result<&str, StorageError> {
+    let mut bytes = schema.bytes();
+    let valid = matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && schema.len() <= MAX_IDENTIFIER_LEN;
+    if valid {
+        Ok(schema)
+    } else {
+        Err(StorageError::InvalidSchema(schema.to_string()))
+    }
+}
+
+fn search_path_sql(schema: &str) -> String {
+    format!("SET search_path TO \"{schema}\"")
+}
+
+#[async_trait]
+impl JobStore for PgJobStore {
+    async fn create(&self, job: NewJob) -> Result<Created, StorageError> {
+        let sql = format!(
+            "INSERT INTO jobs ({JOB_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, $7, $8, $8) \
+             ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(job.id.0)
+            .bind(job.idempotency_key.as_deref())
+            .bind(rules::kind_str(job.kind))
+            .bind(JobStatus::Queued.as_str())
+            .bind(i16::from(job.priority))
+            .bind(&job.request)
+            .bind(Json(ProcessingTimes::default()))
+            .bind(to_i64(job.submitted_at_ms))
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = inserted {
+            return Ok(Created {
+                job: job_from_row(&row)?,
+                existing: false,
+            });
+        }
+        // Lost to an earlier job with the same key (or id). In READ COMMITTED the
+        // insert waited for that job's transaction, so it is visible now.
+        let earlier = match &job.idempotency_key {
+            Some(key) => self.find("idempotency_key", JobKey::Idempotency(key)).await?,
+            None => None,
+        };
+        let earlier = match earlier {
+            Some(found) => Some(found),
+            None => self.find("id", JobKey::Id(job.id)).await?,
+        };
+        match earlier {
+            Some(found) if found.idempotency_key == job.idempotency_key => Ok(Created {
+                job: found,
+                existing: true,
+            }),
+            _ => Err(StorageError::JobConflict { id: job.id }),
+        }
+    }
+
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, StorageError> {
+        self.find("idempotency_key", JobKey::Idempotency(key)).await
+    }
+
+    async fn delete(&self, id: JobId) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// One round trip to the database.
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StorageError> {
+        self.find("id", JobKey::Id(id)).await
+    }
+
+    async fn apply_event(&self, event: &JobEventRecord) -> Result<Option<JobRecord>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock serialises events of one job, so the duplicate check and
+        // the transition below see each other's effects.
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE");
+        let Some(row) = sqlx::query(&sql)
+            .bind(event.job_id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+
+        let recorded = sqlx::query(
+            "INSERT INTO job_events \
+             (job_id, kind, stage, attempt, seconds, at_ms, error, result, times) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT DO NOTHING RETURNING seq",
+        )
+        .bind(event.job_id.0)
+        .bind(event.kind.as_str())
+        .bind(event.stage.map(Stage::as_str))
+        .bind(i64::from(event.attempt))
+        .bind(event.seconds)
+        .bind(to_i64(event.at_ms))
+        .bind(event.error.as_deref())
+        .bind(event.result.as_ref())
+        .bind(event.times.map(Json))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if recorded.is_none() {
+            // A redelivery: already applied.
+            tx.rollback().await?;
+            return Ok(Some(job));
+        }
+
+        if let (EventKind::StageFinished, Some(stage)) = (event.kind, event.stage) {
+            // Recorded even for a finished job: the stage really ran that long.
+            sqlx::query(
+                "INSERT INTO stage_timings (job_id, stage, seconds, finished_at) \
+                 VALUES ($1, $2, $3, to_timestamp($4::double precision / $5)) \
+                 ON CONFLICT (job_id, stage) DO UPDATE \
+                 SET seconds = EXCLUDED.seconds, finished_at = EXCLUDED.finished_at",
+            )
+            .bind(event.job_id.0)
+            .bind(stage.as_str())
+            .bind(event.seconds)
+            .bind(to_i64(event.at_ms))
+            .bind(rules::MS_PER_SECOND as f64)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let next = rules::transition(&job, event);
+        if let Some(next) = &next {
+            sqlx::query(
+                "UPDATE jobs SET status = $2, current_stage = $3, result = $4, error = $5, \
+                 times = $6, updated_at_ms = $7 WHERE id = $1",
+            )
+            .bind(next.id.0)
+            .bind(next.status.as_str())
+            .bind(next.current_stage.map(Stage::as_str))
+            .bind(next.result.as_ref())
+            .bind(next.error.as_deref())
+            .bind(Json(next.times))
+            .bind(to_i64(next.updated_at_ms))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(next.unwrap_or(job)))
+    }
+
+    async fn events(&self, id: JobId) -> Result<Vec<JobEventRecord>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT job_id, kind, stage, attempt, seconds, at_ms, error, result, times \
+             FROM job_events WHERE job_id = $1 ORDER BY seq",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn counts(&self) -> Result<JobCounts, StorageError> {
+        let rows = sqlx::query("SELECT status, count(*) FROM jobs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = JobCounts::default();
+        for row in rows {
+            let status: String = row.try_get(0)?;
+            let status = JobStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+            counts.add(status, to_u64(row.try_get(1)?));
+        }
+        Ok(counts)
+    }
+
+    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, StorageError> {
+        let mut stats: Vec<StageStats> = Stage::ALL.into_iter().map(empty_stats).collect();
+        let slot = |stats: &mut Vec<StageStats>, name: &str| {
+            let stage = rules::parse_stage(name).ok_or_else(|| corrupt("stage", name))?;
+            stats
+                .iter()
+                .position(|s| s.stage == stage)
+                .ok_or_else(|| corrupt("stage", name))
+        };
+
+        let jobs = sqlx::query(
+            "SELECT current_stage, \
+                    count(*) FILTER (WHERE status = $1), \
+                    count(*) FILTER (WHERE status = $2) \
+             FROM jobs WHERE current_stage IS NOT NULL AND status IN ($1, $2) \
+             GROUP BY current_stage",
+        )
+        .bind(JobStatus::Running.as_str())
+        .bind(JobStatus::Failed.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        for row in jobs {
+            let i = slot(&mut stats, row.try_get(0)?)?;
+            stats[i].running = to_u64(row.try_get(1)?);
+            stats[i].failed = to_u64(row.try_get(2)?);
+        }
+
+        let finished = sqlx::query("SELECT stage, count(*) FROM stage_timings GROUP BY stage")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in finished {
+            let i = slot(&mut stats, row.try_get(0)?)?;
+            stats[i].completed = to_u64(row.try_get(1)?);
+        }
+
+        let recent = sqlx::query(
+            "SELECT stage, count(*), avg(seconds), \
+                    percentile_cont($2) WITHIN GROUP (ORDER BY seconds), \
+                    percentile_cont($3) WITHIN GROUP (ORDER BY seconds), \
+                    percentile_cont($4) WITHIN GROUP (ORDER BY seconds) \
+             FROM stage_timings \
+             WHERE finished_at >= now() - make_interval(secs => $1) \
+             GROUP BY stage",
+        )
+        .bind(f64::from(window_seconds))
+        .bind(P50)
+        .bind(P95)
+        .bind(P99)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in recent {
+            let i = slot(&mut stats, row.try_get(0)?)?;
+            let s = &mut stats[i];
+            s.count_in_window = to_u64(row.try_get(1)?);
+            s.mean = row.try_get::<Option<f64>, _>(2)?.unwrap_or(0.0);
+            s.p50 = row.try_get::<Option<f64>, _>(3)?.unwrap_or(0.0);
+            s.p95 = row.try_get::<Option<f64>, _>(4)?.unwrap_or(0.0);
+            s.p99 = row.try_get::<Option<f64>, _>(5)?.unwrap_or(0.0);
+        }
+        Ok(stats)
+    }
+}
+
+fn empty_stats(stage: Stage) -> StageStats {
+    StageStats {
+        stage,
+        running: 0,
+        completed: 0,
+        failed: 0,
+        count_in_window: 0,
+        p50: 0.0,
+        p95: 0.0,
+        p99: 0.0,
+        mean: 0.0,
+    }
+}
+
+fn job_from_row(row: &PgRow) -> Result<JobRecord, StorageError> {
+    let kind: String = row.try_get("kind")?;
+    let status: String = row.try_get("status")?;
+    let priority: i16 = row.try_get("priority")?;
+    let Json(times) = row.try_get::<Json<ProcessingTimes>, _>("times")?;
+    Ok(JobRecord {
+        id: JobId(row.try_get("id")?),
+        idempotency_key: row.try_get("idempotency_key")?,
+        kind: rules::parse_kind(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        status: JobStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        current_stage: optional_stage(row.try_get("current_stage")?)?,
+        priority: u8::try_from(priority).map_err(|_| corrupt("priority", &priority.to_string()))?,
+        request: row.try_get("request")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        created_at_ms: to_u64(row.try_get("created_at_ms")?),
+        updated_at_ms: to_u64(row.try_get("updated_at_ms")?),
+        times,
+    })
+}
+
+fn event_from_row(row: &PgRow) -> Result<JobEventRecord, StorageError> {
+    let kind: String = row.try_get("kind")?;
+    let attempt: i64 = row.try_get("attempt")?;
+    let times: Option<Json<ProcessingTimes>> = row.try_get("times")?;
+    Ok(JobEventRecord {
+        job_id: JobId(row.try_get("job_id")?),
+        kind: EventKind::parse(&kind).ok_or_else(|| corrupt("event kind", &kind))?,
+        stage: optional_stage(row.try_get("stage")?)?,
+        attempt: u32::try_from(attempt).map_err(|_| corrupt("attempt", &attempt.to_string()))?,
+        seconds: row.try_get("seconds")?,
+        at_ms: to_u64(row.try_get("at_ms")?),
+        error: row.try_get("error")?,
+        result: row.try_get("result")?,
+        times: times.map(|Json(t)| t),
+    })
+}
+
+fn optional_stage(name: Option<String>) -> Result<Option<Stage>, StorageError> {
+    name.map(|n| rules::parse_stage(&n).ok_or_else(|| corrupt("stage", &n)))
+        .transpose()
+}
+
+fn corrupt(what: &str, value: &str) -> StorageError {
+    StorageError::Corrupt(format!("unknown {what} `{value}`"))
+}
+
+/// Epoch milliseconds into `bigint`; saturates (year 292 million) rather than fail.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// `bigint` counts and stamps back; they are never negative.
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for good in ["atelier", "_x", "t_0123abc"] {
+            assert!(validate_schema(good).is_ok(), "{good}");
+        }
+        let too_long = "a".repeat(MAX_IDENTIFIER_LEN + 1);
+        for bad in ["", "Atelier", "1abc", "a-b", "a\"; DROP", too_long.as_str()] {
+            assert!(
+                matches!(validate_schema(bad), Err(StorageError::InvalidSchema(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! One set of behavioural tests, run against both job stores: PostgreSQL (each
+//! test in a fresh schema of its own, dropped afterwards, so tests run in
+//! parallel) and memory. The two must be indistinguishable to their callers.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use atelier_core::job::{JobId, JobKind};
+use atelier_core::pipeline::{ProcessingTimes, Stage};
+use atelier_core::settings::DatabaseSettings;
+use atelier_storage::{
+    EventKind, JobEventRecord, JobStatus, JobStore, MemoryJobStore, NewJob, PgJobStore, StorageError,
+};
+use serde_json::json;
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const HOUR_MS: u64 = 3_600_000;
+
+fn settings(schema: &str) -> DatabaseSettings {
+    DatabaseSettings {
+        url: std::env::var("ATELIER_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string()),
+        schema: schema.to_string(),
+        max_connections: 10,
+        connect_timeout_ms: 10_000,
+    }
+}
+
+fn fresh_schema() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn drop_schema(pool: &sqlx::PgPool, schema: &str) {
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(pool)
+        .await
+        .expect("drop schema");
+}
+
+/// Runs `test` on a store in a fresh schema and drops the schema even when the
+/// test panics (the panic is re-raised afterwards).
+async fn on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn JobStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let schema = fresh_schema();
+    let store = PgJobStore::connect(&settings(&schema)).await.expect("connect");
+    let pool = store.pool().clone();
+    let outcome = tokio::spawn(test(Arc::new(store))).await;
+    drop_schema(&pool, &schema).await;
+    pool.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn on_memory<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn JobStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(Arc::new(MemoryJobStore::new())).await;
+}
+
+/// Declares each named test once per store.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_memory(super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_postgres(super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    create_then_get,
+    idempotency_key_returns_the_first_job,
+    concurrent_creates_with_one_key_make_one_job,
+    event_sequence_completes_the_job,
+    duplicate_events_are_ignored,
+    terminal_status_is_sticky,
+    event_for_unknown_job_is_none,
+    counts_by_status,
+    stage_stats_percentiles_and_window,
+    refused_jobs_are_deleted_and_their_key_freed,
+);
+
+fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
+    u64::try_from(since.as_millis()).expect("fits")
+}
+
+fn new_job(key: Option<&str>) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        idempotency_key: key.map(str::to_string),
+        kind: JobKind::Full,
+        priority: 5,
+        request: json!({ "inputImages": [{ "url": "a.jpg" }] }),
+        submitted_at_ms: now_ms(),
+    }
+}
+
+fn event(job_id: JobId, kind: EventKind, stage: Option<Stage>, at_ms: u64) -> JobEventRecord {
+    JobEventRecord {
+        job_id,
+        kind,
+        stage,
+        attempt: 1,
+        seconds: 0.0,
+        at_ms,
+        error: None,
+        result: None,
+        times: None,
+    }
+}
+
+fn finished(job_id: JobId, stage: Stage, seconds: f64, at_ms: u64) -> JobEventRecord {
+    JobEventRecord {
+        seconds,
+        ..event(job_id, EventKind::StageFinished, Some(stage), at_ms)
+    }
+}
+
+async fn apply(store: &dyn JobStore, e: &JobEventRecord) -> atelier_storage::JobRecord {
+    store.apply_event(e).await.expect("apply").expect("job exists")
+}
+
+async fn create_then_get(store: Arc<dyn JobStore>) {
+    let new = new_job(None);
+    let created = store.create(new.clone()).await.expect("create");
+    assert!(!created.existing);
+    let job = created.job;
+    assert_eq!(job.id, new.id);
+    assert_eq!(job.kind, JobKind::Full);
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.current_stage, None);
+    assert_eq!(job.priority, 5);
+    assert_eq!(job.request, new.request);
+    assert_eq!((job.result.clone(), job.error.clone()), (None, None));
+    assert_eq!(job.created_at_ms, new.submitted_at_ms);
+    assert_eq!(job.updated_at_ms, new.submitted_at_ms);
+    assert_eq!(job.times, ProcessingTimes::default());
+    assert_eq!(store.get(new.id).await.expect("get"), Some(job));
+    assert_eq!(store.get(JobId::new()).await.expect("get"), None);
+}
+
+async fn idempotency_key_returns_the_first_job(store: Arc<dyn JobStore>) {
+    let first = store.create(new_job(Some("k-1"))).await.expect("create");
+    let again = store.create(new_job(Some("k-1"))).await.expect("again");
+    assert!(again.existing);
+    assert_eq!(again.job, first.job);
+    let other = store.create(new_job(Some("k-2"))).await.expect("other");
+    assert!(!other.existing);
+    // Without a key every submission is a job of its own.
+    let a = store.create(new_job(None)).await.expect("a");
+    let b = store.create(new_job(None)).await.expect("b");
+    assert!(!a.existing && !b.existing);
+    assert_ne!(a.job.id, b.job.id);
+    // Resubmitting the same id (a gateway retry) is not a second job either.
+    let same_id = new_job(None);
+    store.create(same_id.clone()).await.expect("create");
+    assert!(store.create(same_id).await.expect("retry").existing);
+    assert_eq!(store.counts().await.expect("counts").queued, 5);
+    // The same id under another key is a caller bug, not a duplicate.
+    let clash = NewJob {
+        idempotency_key: Some("k-3".into()),
+        ..new_job(None)
+    };
+    store.create(clash.clone()).await.expect("create");
+    let clash = NewJob {
+        idempotency_key: Some("k-4".into()),
+        ..clash
+    };
+    assert!(matches!(
+        store.create(clash).await,
+        Err(StorageError::JobConflict { .. })
+    ));
+}
+
+async fn refused_jobs_are_deleted_and_their_key_freed(store: Arc<dyn JobStore>) {
+    store.ping().await.expect("ping");
+    let first = store.create(new_job(Some("k-del"))).await.expect("create");
+    let found = store.find_by_idempotency_key("k-del").await.expect("find");
+    assert_eq!(found.map(|j| j.id), Some(first.job.id));
+    assert!(
+        store
+            .find_by_idempotency_key("k-none")
+            .await
+            .expect("find")
+            .is_none()
+    );
+    assert!(store.delete(first.job.id).await.expect("delete"));
+    assert!(!store.delete(first.job.id).await.expect("delete twice"));
+    assert!(store.get(first.job.id).await.expect("get").is_none());
+    assert!(
+        store
+            .find_by_idempotency_key("k-del")
+            .await
+            .expect("find")
+            .is_none()
+    );
+    // The key is free again: a retry makes a new job.
+    let retry = store.create(new_job(Some("k-del"))).await.expect("retry");
+    assert!(!retry.existing);
+    assert_ne!(retry.job.id, first.job.id);
+}
+
+async fn concurrent_creates_with_one_key_make_one_job(store: Arc<dyn JobStore>) {
+    const SUBMISSIONS: usize = 8;
+    let tasks: Vec<_> = (0..SUBMISSIONS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.create(new_job(Some("same"))).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("join").expect("create"));
+    }
+    let fresh: Vec<_> = results.iter().filter(|c| !c.existing).collect();
+    assert_eq!(fresh.len(), 1, "exactly one submission creates the job");
+    assert!(results.iter().all(|c| c.job.id == fresh[0].job.id));
+    assert_eq!(store.counts().await.expect("counts").queued, 1);
+}
+
+async fn event_sequence_completes_the_job(store: Arc<dyn JobStore>) {
+    let new = new_job(None);
+    let id = new.id;
+    let t0 = new.submitted_at_ms;
+    store.create(new).await.expect("create");
+
+    let mut sent = vec![event(id, EventKind::Queued, None, t0)];
+    let job = apply(&*store, &sent[0]).await;
+    assert_eq!(job.status, JobStatus::Queued);
+
+    let mut at = t0 + 2_000;
+    let mut seconds = 1.0;
+    for stage in Stage::ALL {
+        let started = event(id, EventKind::StageStarted, Some(stage), at);
+        let job = apply(&*store, &started).await;
+        assert_eq!(job.status, JobStatus::Running);
+        assert_eq!(job.current_stage, Some(stage));
+        assert_eq!(job.times.queue_wait, 2.0, "first start fixes the queue wait");
+        let done = finished(id, stage, seconds, at + 500);
+        let job = apply(&*store, &done).await;
+        assert_eq!(job.times.get(stage), seconds);
+        assert_eq!(job.updated_at_ms, at + 500);
+        sent.extend([started, done]);
+        at += 1_000;
+        seconds += 1.0;
+    }
+
+    let times = ProcessingTimes {
+        queue_wait: 2.0,
+        analysis: 1.0,
+        generation: 2.0,
+        upscaling: 3.0,
+        post_processing: 4.0,
+        saving: 0.25,
+        total: 6.5,
+    };
+    let result = json!({ "success": true, "images": ["jobs/x/variations/0.jpg"] });
+    let completed = JobEventRecord {
+        result: Some(result.clone()),
+        times: Some(times),
+        ..event(id, EventKind::Completed, None, at)
+    };
+    let job = apply(&*store, &completed).await;
+    sent.push(completed);
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.current_stage, Some(Stage::PostProcessing));
+    assert_eq!(job.result, Some(result));
+    assert_eq!(job.times, times);
+    assert_eq!(job.error, None);
+    assert_eq!(store.get(id).await.expect("get"), Some(job));
+    assert_eq!(store.events(id).await.expect("events"), sent);
+}
+
+async fn duplicate_events_are_ignored(store: Arc<dyn JobStore>) {
+    let new = new_job(None);
+    let (id, t0) = (new.id, new.submitted_at_ms);
+    store.create(new).await.expect("create");
+    let started = event(id, EventKind::StageStarted, Some(Stage::Analysis), t0 + 1_000);
+    let first = apply(&*store, &started).await;
+    assert_eq!(apply(&*store, &started).await, first);
+
+    let done = finished(id, Stage::Analysis, 1.5, t0 + 2_000);
+    let after = apply(&*store, &done).await;
+    // A redelivery with drifted fields is still the same event: it changes nothing.
+    let redelivered = JobEventRecord {
+        seconds: 9.0,
+        at_ms: t0 + 9_000,
+        ..done.clone()
+    };
+    assert_eq!(apply(&*store, &redelivered).await, after);
+    assert_eq!(after.times.analysis, 1.5);
+    // A retry is a new attempt, hence a new event.
+    let retry = JobEventRecord {
+        attempt: 2,
+        ..started.clone()
+    };
+    apply(&*store, &retry).await;
+    assert_eq!(
+        store.events(id).await.expect("events"),
+        vec![started, done, retry]
+    );
+    let stats = store.stage_stats(3_600).await.expect("stats");
+    assert_eq!(stats[0].completed, 1);
+    assert_eq!(stats[0].mean, 1.5);
+}
+
+async fn terminal_status_is_sticky(store: Arc<dyn JobStore>) {
+    // Completed, then a late cancel.
+    let new = new_job(None);
+    let (done_id, t0) = (new.id, new.submitted_at_ms);
+    store.create(new).await.expect("create");
+    let completed = JobEventRecord {
+        result: Some(json!({ "success": true })),
+        ..event(done_id, EventKind::Completed, None, t0 + 1_000)
+    };
+    let job = apply(&*store, &completed).await;
+    let after = apply(&*store, &event(done_id, EventKind::Cancelled, None, t0 + 2_000)).await;
+    assert_eq!(after, job);
+    assert_eq!(after.status, JobStatus::Completed);
+
+    // Cancelled, then a stage that was already on its way starts.
+    let new = new_job(None);
+    let cancelled_id = new.id;
+    store.create(new).await.expect("create");
+    let cancel = event(cancelled_id, EventKind::Cancelled, None, t0 + 1_000);
+    let job = apply(&*store, &cancel).await;
+    assert_eq!(job.status, JobStatus::Cancelled);
+    let late = event(
+        cancelled_id,
+        EventKind::StageStarted,
+        Some(Stage::Generation),
+        t0 + 2_000,
+    );
+    assert_eq!(apply(&*store, &late).await, job);
+    assert_eq!(
+        store.events(cancelled_id).await.expect("events"),
+        vec![cancel, late],
+        "the late event is recorded even though it changes nothing"
+    );
+
+    // Failed, then a completion from a redelivered message.
+    let new = new_job(None);
+    let failed_id = new.id;
+    store.create(new).await.expect("create");
+    let failed = JobEventRecord {
+        error: Some("undecodable image".into()),
+        ..event(failed_id, EventKind::Failed, Some(Stage::Analysis), t0 + 1_000)
+    };
+    let job = apply(&*store, &failed).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error.as_deref(), Some("undecodable image"));
+    assert_eq!(job.current_stage, Some(Stage::Analysis));
+    let completed = event(failed_id, EventKind::Completed, None, t0 + 2_000);
+    assert_eq!(apply(&*store, &completed).await, job);
+}
+
+async fn event_for_unknown_job_is_none(store: Arc<dyn JobStore>) {
+    let ghost = JobId::new();
+    let got = store
+        .apply_event(&event(
+            ghost,
+            EventKind::StageStarted,
+            Some(Stage::Analysis),
+            now_ms(),
+        ))
+        .await
+        .expect("no error for an unknown job");
+    assert_eq!(got, None);
+    assert!(store.events(ghost).await.expect("events").is_empty());
+    assert_eq!(store.get(ghost).await.expect("get"), None);
+}
+
+async fn counts_by_status(store: Arc<dyn JobStore>) {
+    assert_eq!(store.counts().await.expect("counts"), Default::default());
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let new = new_job(None);
+        ids.push(new.id);
+        store.create(new).await.expect("create");
+    }
+    let at = now_ms();
+    apply(
+        &*store,
+        &event(ids[1], EventKind::StageStarted, Some(Stage::Generation), at),
+    )
+    .await;
+    apply(&*store, &event(ids[2], EventKind::Completed, None, at)).await;
+    apply(
+        &*store,
+        &event(ids[3], EventKind::Failed, Some(Stage::Upscaling), at),
+    )
+    .await;
+    apply(&*store, &event(ids[4], EventKind::Cancelled, None, at)).await;
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        (
+            counts.queued,
+            counts.running,
+            counts.completed,
+            counts.failed,
+            counts.cancelled
+        ),
+        (2, 1, 1, 1, 1)
+    );
+}
+
+async fn stage_stats_percentiles_and_window(store: Arc<dyn JobStore>) {
+    const WINDOW_SECONDS: u32 = 3_600;
+    let now = now_ms();
+    for seconds in 1..=100 {
+        let new = new_job(None);
+        let id = new.id;
+        store.create(new).await.expect("create");
+        apply(&*store, &finished(id, Stage::Analysis, f64::from(seconds), now)).await;
+    }
+    // Finished two hours ago: counted as completed, but outside the window.
+    let old = new_job(None);
+    let old_id = old.id;
+    store.create(old).await.expect("create");
+    apply(
+        &*store,
+        &finished(old_id, Stage::Analysis, 1_000.0, now - 2 * HOUR_MS),
+    )
+    .await;
+
+    let running = new_job(None);
+    let running_id = running.id;
+    store.create(running).await.expect("create");
+    apply(
+        &*store,
+        &event(running_id, EventKind::StageStarted, Some(Stage::Generation), now),
+    )
+    .await;
+    let failed = new_job(None);
+    let failed_id = failed.id;
+    store.create(failed).await.expect("create");
+    apply(
+        &*store,
+        &event(failed_id, EventKind::Failed, Some(Stage::Upscaling), now),
+    )
+    .await;
+
+    let stats = store.stage_stats(WINDOW_SECONDS).await.expect("stats");
+    let stages: Vec<_> = stats.iter().map(|s| s.stage).collect();
+    assert_eq!(stages, Stage::ALL);
+    let analysis = &stats[0];
+    assert_eq!(analysis.count_in_window, 100);
+    assert_eq!(analysis.completed, 101);
+    assert_eq!(analysis.running, 101, "finished analysis, next stage not started");
+    let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-9, "{got} != {want}");
+    close(analysis.p50, 50.5);
+    close(analysis.p95, 95.05);
+    close(analysis.p99, 99.01);
+    close(analysis.mean, 50.5);
+
+    let generation = &stats[1];
+    assert_eq!((generation.running, generation.failed), (1, 0));
+    assert_eq!(generation.count_in_window, 0);
+    assert_eq!(generation.p50, 0.0);
+    let upscaling = &stats[2];
+    assert_eq!((upscaling.running, upscaling.failed), (0, 1));
+    let post = &stats[3];
+    assert_eq!(
+        (post.running, post.completed, post.failed, post.mean),
+        (0, 0, 0, 0.0)
+    );
+
+    // A wider window takes the old finish in.
+    let wide = store.stage_stats(3 * WINDOW_SECONDS).await.expect("stats");
+    assert_eq!(wide[0].count_in_window, 101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_startups_migrate_one_fresh_schema() {
+    const SERVICES: usize = 3;
+    let schema = fresh_schema();
+    let settings = settings(&schema);
+    let connects: Vec<_> = (0..SERVICES)
+        .map(|_| {
+            let settings = settings.clone();
+            tokio::spawn(async move { PgJobStore::connect(&settings).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for connect in connects {
+        stores.push(connect.await.expect("join").expect("connect"));
+    }
+    let pool = stores[0].pool().clone();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = $1 ORDER BY table_name",
+    )
+    .bind(&schema)
+    .fetch_all(&pool)
+    .await
+    .expect("tables");
+    assert_eq!(
+        tables,
+        ["_sqlx_migrations", "job_events", "jobs", "stage_timings"]
+    );
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .expect("migrations");
+    assert_eq!(applied, 1);
+    for store in &stores {
+        store.ping().await.expect("ping");
+    }
+
+    // Another schema is another world: it sees none of the first one's jobs.
+    let created = stores[0].create(new_job(None)).await.expect("create");
+    let other_schema = fresh_schema();
+    let other = PgJobStore::connect(&self::settings(&other_schema))
+        .await
+        .expect("connect other");
+    assert_eq!(other.get(created.job.id).await.expect("get"), None);
+    assert!(stores[1].get(created.job.id).await.expect("get").is_some());
+
+    drop_schema(&pool, &schema).await;
+    drop_schema(&pool, &other_schema).await;
+}
+
+#[tokio::test]
+async fn invalid_schema_is_refused_before_connecting() {
+    for bad in ["Public", "a;drop", "1x", ""] {
+        let err = PgJobStore::connect(&settings(bad))
+            .await
+            .expect_err("invalid schema");
+        assert!(matches!(err, StorageError::InvalidSchema(_)), "{bad}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn errors_say_whether_to_retry() {
+    let unreachable = DatabaseSettings {
+        url: "postgres://postgres@127.0.0.1:1/postgres".to_string(),
+        connect_timeout_ms: 2_000,
+        ..settings("atelier")
+    };
+    let err = PgJobStore::connect(&unreachable)
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(!StorageError::InvalidSchema("X".into()).is_transient());
+}

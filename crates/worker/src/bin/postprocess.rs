@@ -1,0 +1,5 @@
+//! `atelier-postprocess`: the postprocess stage as a service (see atelier-worker).
+
+fn main() -> anyhow::Result<()> {
+    atelier_worker::run_main(atelier_core::pipeline::Stage::PostProcessing)
+}
