@@ -424,7 +424,20 @@ impl Drop for Stack {
             s.kill9();
         }
         self.status.kill9();
-        // Best effort: leave the shared services as we found them.
+        // Best effort: leave the shared services as we found them. (A runtime of
+        // its own: Drop may run outside the test's runtime or during its teardown.)
+        let broker_settings = self.settings.broker.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let broker = Broker::connect(broker_settings, 1, "e2e-cleanup").await.ok()?;
+                broker.delete_topology().await.ok()
+            })
+        })
+        .join();
         let _ = Command::new("psql")
             .args([
                 "-h",

@@ -1,0 +1,245 @@
+//! The status service in process, on the real RabbitMQ and PostgreSQL, through
+//! real gRPC clients: health, reflection (v1 and v1alpha, so grpcurl works
+//! without the proto), and the StatusService calls.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use atelier_core::job::JobId;
+use atelier_core::settings::Settings;
+use atelier_proto::v1::status_service_client::StatusServiceClient;
+use atelier_proto::v1::{self, EventKind};
+use atelier_storage::{JobStore, NewJob, PgJobStore};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+async fn start() -> (Settings, Channel, CancellationToken) {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let vars = [
+        ("ATELIER__BROKER__PREFIX".to_string(), format!("ts{}", &tag[..12])),
+        (
+            "ATELIER__DATABASE__SCHEMA".to_string(),
+            format!("ts_{}", &tag[..12]),
+        ),
+        ("ATELIER__STATUS__BIND".to_string(), "127.0.0.1:0".to_string()),
+        ("ATELIER__STATUS__RABBITMQ_POLL_MS".to_string(), "100".to_string()),
+    ];
+    let settings = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("settings");
+    let shutdown = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(atelier_status::serve(
+        settings.clone(),
+        shutdown.clone(),
+        Some(tx),
+    ));
+    let addr = rx.await.expect("status service listens");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    (settings, channel, shutdown)
+}
+
+/// Drops the test's schema and queues (best effort).
+async fn cleanup(settings: &Settings) {
+    let _ = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-q", "-c"])
+        .arg(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            settings.database.schema
+        ))
+        .output();
+    if let Ok(broker) = atelier_broker::Broker::connect(settings.broker.clone(), 100, "cleanup").await {
+        let _ = broker.delete_topology().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_reflection_answer_generic_clients() {
+    let (settings, channel, shutdown) = start().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "atelier.v1.StatusService".into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let mut reflection = ServerReflectionClient::new(channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let answer = answers.next().await.expect("one answer").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"atelier.v1.StatusService".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+
+    // v1 too (newer grpcurl).
+    use tonic_reflection::pb::v1 as r1;
+    let mut reflection = r1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = r1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            r1::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "atelier.v1.StatusService".into(),
+            ),
+        ),
+    };
+    let mut answers = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection v1 answers")
+        .into_inner();
+    let answer = answers.next().await.expect("one answer").expect("ok");
+    assert!(matches!(
+        answer.message_response,
+        Some(r1::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+    ));
+    shutdown.cancel();
+    cleanup(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_progress_from_events_and_calls_answer() {
+    let (settings, channel, shutdown) = start().await;
+    let mut client = StatusServiceClient::new(channel);
+
+    // Bad and unknown ids.
+    let err = client
+        .get_job(v1::GetJobRequest {
+            job_id: "nope".into(),
+        })
+        .await
+        .expect_err("invalid id");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = client
+        .get_job(v1::GetJobRequest {
+            job_id: JobId::new().to_string(),
+        })
+        .await
+        .expect_err("unknown id");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // A job created as the gateway does, progressed by events as the workers do.
+    let store = PgJobStore::connect(&settings.database).await.expect("store");
+    let id = JobId::new();
+    store
+        .create(NewJob {
+            id,
+            idempotency_key: None,
+            kind: atelier_core::job::JobKind::Images,
+            priority: 5,
+            request: serde_json::json!({}),
+            submitted_at_ms: 0,
+        })
+        .await
+        .expect("create");
+    let broker = atelier_broker::Broker::connect(settings.broker.clone(), 100, "status-test")
+        .await
+        .expect("broker");
+    let mut watch = client
+        .watch_job(v1::GetJobRequest {
+            job_id: id.to_string(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let stage = atelier_core::pipeline::Stage::Generation;
+    for (kind, seconds) in [
+        (EventKind::StageStarted, 0.0),
+        (EventKind::StageFinished, 0.25),
+        (EventKind::Failed, 0.0),
+    ] {
+        let error = (kind == EventKind::Failed).then(|| "it broke".to_string());
+        let event = atelier_proto::event(id, kind, Some(stage), 1, seconds, error, None, "test");
+        broker
+            .publish_event(
+                &atelier_proto::event_routing_key(&event),
+                &atelier_proto::encode_event(&event),
+            )
+            .await
+            .expect("publish");
+    }
+    let mut kinds = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("watch yields")
+    {
+        kinds.push(event.expect("event").kind);
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::StageStarted as i32,
+            EventKind::StageFinished as i32,
+            EventKind::Failed as i32
+        ]
+    );
+    let job = client
+        .get_job(v1::GetJobRequest {
+            job_id: id.to_string(),
+        })
+        .await
+        .expect("job")
+        .into_inner();
+    assert_eq!(job.state, v1::JobState::Failed as i32);
+    assert_eq!(job.error.as_deref(), Some("it broke"));
+
+    let timings = client
+        .get_stage_timings(v1::GetStageTimingsRequest { window_seconds: 0 })
+        .await
+        .expect("timings")
+        .into_inner();
+    let generation = timings
+        .stages
+        .iter()
+        .find(|s| s.stage == v1::Stage::Generation as i32)
+        .expect("generation row");
+    assert_eq!(generation.count, 1);
+    assert!((generation.p50_seconds - 0.25).abs() < 1e-9);
+
+    // Queue status sees the stage queues (no consumers here) and the failure.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = client
+            .get_queue_status(v1::GetQueueStatusRequest {})
+            .await
+            .expect("queue status")
+            .into_inner();
+        if q.stages.len() == 4 && q.failed_tasks == 1 {
+            assert!(
+                !q.is_running,
+                "no worker consumes, so the pipeline is not running"
+            );
+            assert_eq!(q.max_queue_size, settings.pipeline.max_queue_size);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{q:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    cleanup(&settings).await;
+}
