@@ -15,9 +15,22 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The compose file, validated without a Docker engine by Debian's docker-compose (v1);
+# the Rust test crates/core/tests/deploy_files.rs checks it (and k8s) in more depth.
+log "docker-compose config"
+ensure_apt docker-compose
+docker-compose -f docker-compose.yml config -q
+
 # Doc tests first (nextest does not run them), so nextest's summary closes the run.
 log "doc tests"
 cargo test --workspace --doc --locked
 
+# Tests named restart_* stop and start the shared RabbitMQ, so they run alone,
+# after everything else (and bring it back even when they fail).
 log "cargo nextest"
-cargo nextest run --workspace --locked --no-fail-fast
+status=0
+cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/^restart_/)' || status=$?
+log "cargo nextest: broker restart tests, alone"
+cargo nextest run --workspace --locked --no-fail-fast --test-threads 1 -E 'test(/^restart_/)' || status=$?
+ensure_rabbitmq
+exit "$status"

@@ -20,6 +20,9 @@ pub enum Command {
     Process(ProcessArgs),
     /// Upscale one image (Lanczos3 with mild sharpening) to a JPEG.
     Upscale(UpscaleArgs),
+    /// Load-test a running stack (or `atelier process` with --embedded): latency
+    /// percentiles, success rate and jobs per minute.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +72,50 @@ fn parse_backgrounds(s: &str) -> Result<Backgrounds, String> {
             .map_err(|_| format!("`{v}` is not a count from 0 to 4"))
     };
     Ok(Backgrounds([n(w)?, n(p)?, n(r)?]))
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Jobs to send in total (per run with --compare).
+    #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests: u32,
+    /// Clients sending at the same time.
+    #[arg(long, short = 'c', default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// `image`: POST /api/v1/generate/image; `full`: POST /api/v1/generate (video and report).
+    #[arg(long, value_enum, default_value = "image")]
+    pub endpoint: Endpoint,
+    /// Garment photo sent as a data: URI (default: a synthetic 900x1200 t-shirt).
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
+    /// Images on white, plain and random backgrounds, e.g. 1,1,1.
+    #[arg(long, default_value = "1,1,1", value_parser = parse_backgrounds)]
+    pub backgrounds: Backgrounds,
+    /// Ask for every variation upscaled x2.
+    #[arg(long)]
+    pub upscale: bool,
+    /// Run with concurrency 1 and then with --concurrency, and print the ratio.
+    #[arg(long)]
+    pub compare: bool,
+    /// Run the same job with `atelier process` (one process per job, no broker)
+    /// instead of calling the gateway.
+    #[arg(long)]
+    pub embedded: bool,
+    /// Longest wait for one job, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+/// Which of the old API's generate endpoints to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Endpoint {
+    /// POST /api/v1/generate/image: images only.
+    Image,
+    /// POST /api/v1/generate: images, video and Excel report.
+    Full,
 }
 
 #[derive(Debug, Args)]

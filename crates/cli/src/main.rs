@@ -2,10 +2,12 @@
 //!
 //! `atelier process shirt.jpg --out out/` analyses the photos, renders the
 //! variations, upscales them, and writes the video, the report and result.json;
-//! `atelier upscale in.jpg out.jpg --factor 2` upscales one image.
+//! `atelier upscale in.jpg out.jpg --factor 2` upscales one image;
+//! `atelier bench` load-tests a running stack.
 
 mod args;
 mod bars;
+mod bench;
 mod process;
 mod telemetry;
 mod upscale;
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Process(args) => process::run(settings, args),
                 Command::Upscale(args) => upscale::run(&settings, &args),
+                Command::Bench(args) => bench::run(&args),
             }
         });
     match result {
