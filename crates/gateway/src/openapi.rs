@@ -124,3 +124,40 @@ fn schemas() -> Value {
                 "metadata": { "type": "object" } } }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_route_is_documented_and_nothing_else() {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths");
+        for (method, path) in ROUTES {
+            assert!(
+                paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} undocumented"
+            );
+        }
+        let documented: usize = paths
+            .values()
+            .map(|p| {
+                p.as_object()
+                    .map_or(0, |o| o.keys().filter(|k| *k != "parameters").count())
+            })
+            .sum();
+        assert_eq!(
+            documented,
+            ROUTES.len(),
+            "the document lists routes the gateway does not serve"
+        );
+    }
+
+    #[test]
+    fn the_request_schema_refuses_unknown_fields_like_the_gateway() {
+        let doc = document();
+        let schema = &doc["components"]["schemas"]["GenerateRequest"];
+        assert_eq!(schema["additionalProperties"], false);
+        assert!(schema["properties"].get("callbackUrl").is_none());
+    }
+}

@@ -107,15 +107,6 @@ pub async fn serve(
 pub fn run_main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     atelier_telemetry::init(&settings.telemetry, "status");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            atelier_telemetry::shutdown_signal().await;
-            signal.cancel();
-        });
-        serve(settings, shutdown, None).await
-    })?;
+    atelier_telemetry::run_until_signal(|shutdown| serve(settings, shutdown, None))??;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! by one rule.
 
 use atelier_core::settings::{LogFormat, TelemetrySettings};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber (once; a second call keeps the first).
@@ -21,6 +22,25 @@ pub fn init(settings: &TelemetrySettings, service: &str) {
         LogFormat::Text => builder.try_init(),
     };
     tracing::debug!(service, "telemetry initialised");
+}
+
+/// Runs `serve` on a multi-threaded runtime, handing it a token that is
+/// cancelled on SIGTERM or ctrl-c: the one shape of every service's `main`.
+pub fn run_until_signal<F, Fut, T>(serve: F) -> std::io::Result<T>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    Ok(runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            signal.cancel();
+        });
+        serve(shutdown).await
+    }))
 }
 
 /// Resolves when the process is asked to stop: SIGTERM (orchestrators) or ctrl-c.
