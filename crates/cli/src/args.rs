@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use atelier_core::CoreError;
 use atelier_core::request::{Gender, ProductType, UpscaleFactor, View};
+use atelier_core::settings::{AnalyzerKind, GeneratorKind, Settings, UpscalerKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Atelier: fashion product photos on white, plain and scene backgrounds,
@@ -54,6 +56,62 @@ pub struct ProcessArgs {
     /// Images only (the /generate/image flavour): no video, no report.
     #[arg(long)]
     pub images_only: bool,
+    /// Analysis backend (overrides providers.analyzer).
+    #[arg(long, value_enum)]
+    pub analyzer: Option<AnalyzerChoice>,
+    /// Generation backend (overrides providers.generator).
+    #[arg(long, value_enum)]
+    pub generator: Option<GeneratorChoice>,
+    /// Upscaling backend (overrides providers.upscaler).
+    #[arg(long, value_enum)]
+    pub upscaler: Option<UpscalerChoice>,
+}
+
+/// `--analyzer`: local only, or local enriched by Gemini.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzerChoice {
+    Local,
+    Gemini,
+}
+
+/// `--generator`: local compositing or a Replicate model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GeneratorChoice {
+    Local,
+    Replicate,
+}
+
+/// `--upscaler`: local Lanczos3 or a Replicate model (local as fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpscalerChoice {
+    Local,
+    Replicate,
+}
+
+impl ProcessArgs {
+    /// Applies the provider switches to `settings` and checks the result.
+    pub fn apply_providers(&self, settings: &mut Settings) -> Result<(), CoreError> {
+        let p = &mut settings.providers;
+        if let Some(choice) = self.analyzer {
+            p.analyzer = match choice {
+                AnalyzerChoice::Local => AnalyzerKind::Local,
+                AnalyzerChoice::Gemini => AnalyzerKind::Gemini,
+            };
+        }
+        if let Some(choice) = self.generator {
+            p.generator = match choice {
+                GeneratorChoice::Local => GeneratorKind::Local,
+                GeneratorChoice::Replicate => GeneratorKind::Replicate,
+            };
+        }
+        if let Some(choice) = self.upscaler {
+            p.upscaler = match choice {
+                UpscalerChoice::Local => UpscalerKind::Local,
+                UpscalerChoice::Replicate => UpscalerKind::Replicate,
+            };
+        }
+        settings.validate()
+    }
 }
 
 /// Counts of white, plain and random images per input.

@@ -21,7 +21,8 @@ use crate::args::ProcessArgs;
 use crate::bars::{Bars, timings_table};
 
 /// Runs the pipeline on the given photos and writes everything to `args.out`.
-pub fn run(settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
+pub fn run(mut settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
+    args.apply_providers(&mut settings)?;
     let request = build_request(&args)?;
     let kind = if args.images_only {
         JobKind::Images
@@ -66,7 +67,7 @@ pub fn run(settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
             inputs: stored,
             submitted_at_ms: now_ms(),
         };
-        let providers = Providers::local(&settings)?;
+        let providers = Providers::from_settings(&settings)?;
         let ctx = StageContext::new(Arc::new(settings), providers);
         let bars = Bars::default();
         let progress: &dyn Progress = if std::io::stderr().is_terminal() {

@@ -75,6 +75,109 @@ pub struct ImageAnalysis {
     pub exposure: Exposure,
     /// Variance of the Laplacian of the grey image: higher is sharper.
     pub sharpness: f64,
+    /// What an AI analyzer (Gemini) said about the garment, when one is switched
+    /// on and answered; absent from the JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<GarmentDescription>,
+}
+
+/// Longest accepted text field of a [`GarmentDescription`], in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 600;
+/// Longest accepted generation prompt, in characters.
+pub const MAX_PROMPT_CHARS: usize = 1_200;
+/// Most colour names a description may list.
+pub const MAX_DESCRIPTION_COLORS: usize = 8;
+/// The genders a description may name (the request's own vocabulary).
+pub const DESCRIPTION_GENDERS: [&str; 3] = ["male", "female", "unisex"];
+
+/// A model's structured description of a garment. It comes from outside, so it
+/// is validated ([`GarmentDescription::validate`]) before anything uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarmentDescription {
+    /// Kind of garment (`t-shirt`, `dress`, ...).
+    pub category: String,
+    /// Colour names, most prominent first.
+    pub colors: Vec<String>,
+    pub material: String,
+    /// `solid`, `striped`, `floral`, ...
+    pub pattern: String,
+    /// `casual`, `formal`, ...
+    pub style: String,
+    /// `regular`, `slim`, `oversized`, ...
+    pub fit: String,
+    /// One of [`DESCRIPTION_GENDERS`].
+    pub gender: String,
+    /// One line for people.
+    pub description: String,
+    /// A prompt for an image model describing the garment faithfully.
+    pub generation_prompt: String,
+}
+
+impl GarmentDescription {
+    /// Trims every field, lower-cases the vocabulary fields and checks sizes, so
+    /// a malformed or runaway answer is refused instead of reaching a prompt.
+    pub fn validate(mut self) -> Result<Self, String> {
+        let tidy = |s: &mut String| *s = s.trim().to_string();
+        for field in [
+            &mut self.category,
+            &mut self.material,
+            &mut self.pattern,
+            &mut self.style,
+            &mut self.fit,
+            &mut self.gender,
+        ] {
+            tidy(field);
+            *field = field.to_lowercase();
+        }
+        tidy(&mut self.description);
+        tidy(&mut self.generation_prompt);
+        self.colors.iter_mut().for_each(tidy);
+        self.colors.retain(|c| !c.is_empty());
+        let fields = [
+            ("category", &self.category),
+            ("material", &self.material),
+            ("pattern", &self.pattern),
+            ("style", &self.style),
+            ("fit", &self.fit),
+            ("description", &self.description),
+        ];
+        for (name, value) in fields {
+            if value.chars().count() > MAX_DESCRIPTION_CHARS {
+                return Err(format!(
+                    "{name} is longer than {MAX_DESCRIPTION_CHARS} characters"
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(format!("{name} contains control characters"));
+            }
+        }
+        if self.category.is_empty() || self.description.is_empty() || self.generation_prompt.is_empty() {
+            return Err("category, description and generation_prompt must not be empty".into());
+        }
+        if self.generation_prompt.chars().count() > MAX_PROMPT_CHARS {
+            return Err(format!(
+                "generation_prompt is longer than {MAX_PROMPT_CHARS} characters"
+            ));
+        }
+        if self.colors.is_empty() || self.colors.len() > MAX_DESCRIPTION_COLORS {
+            return Err(format!("colors must list 1 to {MAX_DESCRIPTION_COLORS} colours"));
+        }
+        if self
+            .colors
+            .iter()
+            .any(|c| c.chars().count() > MAX_DESCRIPTION_CHARS)
+        {
+            return Err("a colour name is too long".into());
+        }
+        if !DESCRIPTION_GENDERS.contains(&self.gender.as_str()) {
+            return Err(format!(
+                "gender `{}` is not one of {}",
+                self.gender,
+                DESCRIPTION_GENDERS.join(", ")
+            ));
+        }
+        Ok(self)
+    }
 }
 
 impl ImageAnalysis {
@@ -94,5 +197,70 @@ mod tests {
         assert_eq!(parse_hex("#1f3a5f"), Some([31, 58, 95]));
         assert_eq!(parse_hex("1f3a5f"), None);
         assert_eq!(parse_hex("#1f3a5"), None);
+    }
+
+    fn description() -> GarmentDescription {
+        GarmentDescription {
+            category: " T-Shirt ".into(),
+            colors: vec!["navy".into(), " ".into()],
+            material: "Cotton".into(),
+            pattern: "solid".into(),
+            style: "casual".into(),
+            fit: "regular".into(),
+            gender: "Unisex".into(),
+            description: "A navy cotton t-shirt.".into(),
+            generation_prompt: "navy cotton crew-neck t-shirt".into(),
+        }
+    }
+
+    #[test]
+    fn descriptions_are_tidied_and_checked() {
+        let d = description().validate().expect("valid");
+        assert_eq!((d.category.as_str(), d.gender.as_str()), ("t-shirt", "unisex"));
+        assert_eq!(d.colors, vec!["navy".to_string()]);
+        let mut bad = description();
+        bad.gender = "robot".into();
+        assert!(bad.validate().unwrap_err().contains("gender"));
+        let mut bad = description();
+        bad.generation_prompt = "x".repeat(MAX_PROMPT_CHARS + 1);
+        assert!(bad.validate().is_err());
+        let mut bad = description();
+        bad.colors.clear();
+        assert!(bad.validate().is_err());
+        let mut bad = description();
+        bad.description = "line\u{7}".into();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn analysis_json_omits_a_missing_description() {
+        let mut a = ImageAnalysis {
+            width: 1,
+            height: 1,
+            mask_source: MaskSource::Alpha,
+            bounding_box: BoundingBox {
+                x: 0,
+                y: 0,
+                width: 1,
+                height: 1,
+            },
+            coverage: 1.0,
+            backdrop_color: "#ffffff".into(),
+            palette: vec![],
+            exposure: Exposure {
+                mean_luminance: 0.5,
+                clipped_shadows: 0.0,
+                clipped_highlights: 0.0,
+            },
+            sharpness: 1.0,
+            ai: None,
+        };
+        let json = serde_json::to_value(&a).expect("json");
+        assert!(json.get("ai").is_none());
+        a.ai = Some(description());
+        let json = serde_json::to_value(&a).expect("json");
+        assert_eq!(json["ai"]["generation_prompt"], "navy cotton crew-neck t-shirt");
+        let back: ImageAnalysis = serde_json::from_value(json).expect("back");
+        assert_eq!(back, a);
     }
 }

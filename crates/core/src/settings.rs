@@ -10,6 +10,13 @@ use serde::Deserialize;
 
 use crate::CoreError;
 
+mod providers;
+pub use providers::{
+    AnalyzerKind, GEMINI_KEY_ENV, GeminiSettings, GeneratorKind, HttpSettings, ProviderSettings,
+    REPLICATE_MAX_WAIT_SECONDS, REPLICATE_MIN_DEADLINE_SECONDS, REPLICATE_TOKEN_ENV, ReplicateModel,
+    ReplicateSettings, Secret, UpscalerKind,
+};
+
 /// The defaults, compiled in so every binary runs from any working directory.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
@@ -33,6 +40,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub gateway: GatewaySettings,
     pub status: StatusSettings,
+    pub providers: ProviderSettings,
 }
 
 /// Limits checked on every input before any pixel buffer is allocated.
@@ -285,7 +293,7 @@ impl Settings {
         if self.pipeline.max_queue_size == 0 || self.pipeline.max_workers == 0 {
             return bad("pipeline.max_queue_size and pipeline.max_workers must be at least 1");
         }
-        Ok(())
+        self.providers.validate()
     }
 
     /// Jobs one worker runs at once (its prefetch).
@@ -358,6 +366,57 @@ mod tests {
         assert_eq!(s.output.jpeg_quality, 80);
         assert!(Settings::load_from(&dir, Some("missing"), std::iter::empty()).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn providers_are_local_by_default_and_switch_by_env() {
+        let s = Settings::defaults();
+        assert_eq!(s.providers.analyzer, AnalyzerKind::Local);
+        assert_eq!(s.providers.replicate.creations_per_minute, 600);
+        assert_eq!(s.providers.replicate.data_url_max_bytes, 262_144);
+        let vars = [
+            ("ATELIER__PROVIDERS__ANALYZER", "gemini"),
+            ("ATELIER__PROVIDERS__GENERATOR", "replicate"),
+            ("ATELIER__PROVIDERS__GEMINI__API_KEY", "g-secret"),
+            ("ATELIER__PROVIDERS__GEMINI__BASE_URL", "http://127.0.0.1:9"),
+            ("ATELIER__PROVIDERS__REPLICATE__GENERATOR__MODEL", "owner/model"),
+            (
+                "ATELIER__PROVIDERS__REPLICATE__GENERATOR__EXTRA_INPUT",
+                r#"{"num_outputs": 1}"#,
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("loads");
+        assert_eq!(s.providers.analyzer, AnalyzerKind::Gemini);
+        assert_eq!(s.providers.generator, GeneratorKind::Replicate);
+        assert_eq!(s.providers.gemini.api_key.expose(), "g-secret");
+        assert_eq!(s.providers.gemini.base_url, "http://127.0.0.1:9");
+        assert_eq!(
+            s.providers.replicate.generator.owner_name(),
+            Some(("owner", "model"))
+        );
+        assert!(!format!("{s:?}").contains("g-secret"), "secrets never print");
+    }
+
+    #[test]
+    fn a_remote_provider_needs_its_model_and_sane_limits() {
+        let load = |vars: &[(&str, &str)]| {
+            let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            Settings::load_from(Path::new("/nonexistent"), None, vars)
+        };
+        let err = load(&[("ATELIER__PROVIDERS__GENERATOR", "replicate")]).unwrap_err();
+        assert!(
+            err.to_string().contains("providers.replicate.generator.model"),
+            "{err}"
+        );
+        let err = load(&[
+            ("ATELIER__PROVIDERS__UPSCALER", "replicate"),
+            ("ATELIER__PROVIDERS__REPLICATE__WAIT_SECONDS", "61"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("wait_seconds"), "{err}");
+        assert!(load(&[("ATELIER__PROVIDERS__ANALYZER", "openai")]).is_err());
+        assert!(load(&[("ATELIER__PROVIDERS__UPSCALER", "replicate")]).is_ok());
     }
 
     #[test]

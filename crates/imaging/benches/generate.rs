@@ -40,6 +40,7 @@ fn input(shape: GarmentShape, w: u32, h: u32) -> (RgbImage, GrayImage, ImageAnal
             clipped_highlights: 0.0,
         },
         sharpness: 100.0,
+        ai: None,
     };
     (g.image, mask, analysis)
 }

@@ -122,6 +122,7 @@ pub fn analyze(
             palette,
             exposure: full.exposure,
             sharpness: full.sharpness,
+            ai: None,
         },
         mask,
     })

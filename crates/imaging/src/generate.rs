@@ -263,6 +263,7 @@ mod tests {
                 clipped_highlights: 0.0,
             },
             sharpness: 100.0,
+            ai: None,
         }
     }
 

@@ -86,6 +86,7 @@ fn analysis(w: u32, h: u32, bbox: BoundingBox, color: [u8; 3]) -> ImageAnalysis 
             clipped_highlights: 0.0,
         },
         sharpness: 50.0,
+        ai: None,
     }
 }
 

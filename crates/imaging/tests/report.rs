@@ -63,6 +63,7 @@ fn analysis() -> AnalysisOutput {
                 clipped_highlights: 0.02,
             },
             sharpness: 512.25,
+            ai: None,
         },
         mask_key: "masks/0.png".into(),
     }

@@ -1,21 +1,25 @@
 //! The AI seams of the pipeline: [`Analyzer`], [`Generator`] and [`Upscaler`].
 //!
-//! Stages hold them as trait objects, so a remote backend (Gemini, Replicate)
-//! plugs in by configuration without touching stage code. The local
-//! implementations in [`local`] do real image work on the CPU and are the default
-//! and the fallback.
+//! Stages hold them as trait objects, so a remote backend plugs in by
+//! configuration without touching stage code. The local implementations in
+//! [`local`] do real image work on the CPU and are the default and the fallback;
+//! [`gemini`] enriches the analysis and [`replicate`] generates and upscales
+//! through hosted models, over the shared client plumbing in [`http`].
 
 pub mod cpu;
 mod error;
+pub mod gemini;
+pub mod http;
 pub mod local;
+pub mod replicate;
 mod traits;
 
-pub use error::ProviderError;
-pub use traits::{AnalyzeInput, Analyzer, GenerateInput, Generator, PromptContext, Upscaler};
+pub use error::{ProviderError, RemoteKind};
+pub use traits::{AnalyzeInput, Analyzer, GenerateInput, Generator, PromptContext, UpscaleOutput, Upscaler};
 
 use std::sync::Arc;
 
-use atelier_core::settings::Settings;
+use atelier_core::settings::{AnalyzerKind, GeneratorKind, Settings, UpscalerKind};
 
 /// The three providers a pipeline runs with.
 #[derive(Debug, Clone)]
@@ -31,10 +35,40 @@ impl Providers {
         Ok(Self {
             analyzer: Arc::new(local::LocalAnalyzer::new(settings.analysis.clone())),
             generator: Arc::new(local::LocalGenerator::new(settings.generation.clone())),
-            upscaler: Arc::new(local::LocalUpscaler::new(
-                settings.upscaler_threads(),
-                settings.upscaler.sharpen,
-            )?),
+            upscaler: Arc::new(local_upscaler(settings)?),
         })
     }
+
+    /// The providers `settings.providers` selects. A remote provider without a
+    /// key is an error here, at start-up, rather than in the middle of a job.
+    pub fn from_settings(settings: &Settings) -> Result<Self, ProviderError> {
+        let p = &settings.providers;
+        let mut providers = Self::local(settings)?;
+        if p.analyzer == AnalyzerKind::Gemini {
+            providers.analyzer = Arc::new(gemini::GeminiAnalyzer::new(settings)?);
+        }
+        let wants_replicate =
+            p.generator == GeneratorKind::Replicate || p.upscaler == UpscalerKind::Replicate;
+        if wants_replicate {
+            let client = replicate::ReplicateClient::new(&p.replicate)?;
+            if p.generator == GeneratorKind::Replicate {
+                providers.generator = Arc::new(replicate::ReplicateGenerator::new(client.clone(), settings)?);
+            }
+            if p.upscaler == UpscalerKind::Replicate {
+                let local: Arc<dyn Upscaler> = Arc::clone(&providers.upscaler);
+                providers.upscaler = Arc::new(replicate::ReplicateUpscaler::new(client, settings, local)?);
+            }
+        }
+        tracing::info!(
+            analyzer = providers.analyzer.name(),
+            generator = providers.generator.name(),
+            upscaler = providers.upscaler.name(),
+            "providers selected"
+        );
+        Ok(providers)
+    }
+}
+
+fn local_upscaler(settings: &Settings) -> Result<local::LocalUpscaler, ProviderError> {
+    local::LocalUpscaler::new(settings.upscaler_threads(), settings.upscaler.sharpen)
 }

@@ -64,11 +64,23 @@ pub trait Generator: Send + Sync + std::fmt::Debug {
     async fn generate(&self, input: GenerateInput) -> Result<RgbImage, ProviderError>;
 }
 
+/// An enlarged image, and why it did not come from the configured backend when a
+/// fallback made it (shown in the result's `fallback`).
+#[derive(Debug, Clone)]
+pub struct UpscaleOutput {
+    pub image: RgbImage,
+    pub fallback: Option<String>,
+}
+
 /// Enlarges a finished image.
 #[async_trait]
 pub trait Upscaler: Send + Sync + std::fmt::Debug {
     /// Short name for logs, metrics and reports (`local`, `replicate`).
     fn name(&self) -> &'static str;
     /// Returns `image` enlarged by `factor`.
-    async fn upscale(&self, image: Arc<RgbImage>, factor: UpscaleFactor) -> Result<RgbImage, ProviderError>;
+    async fn upscale(
+        &self,
+        image: Arc<RgbImage>,
+        factor: UpscaleFactor,
+    ) -> Result<UpscaleOutput, ProviderError>;
 }

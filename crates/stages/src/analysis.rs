@@ -72,7 +72,9 @@ async fn analyse_one(
         },
     };
     let analyzed = ctx.providers.analyzer.analyze(input).await.map_err(|e| {
-        if e.is_permanent() {
+        // A refused key or a spent quota is permanent too, but not the photo's
+        // fault: those fail as provider errors, which keep their permanence.
+        if e.is_input_error() {
             input_error(e.into())
         } else {
             StageError::Provider {

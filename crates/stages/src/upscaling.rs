@@ -1,5 +1,6 @@
 //! Stage 3: upscale every variation, keeping the original when upscaling fails
-//! (the old service's fallback), and saying so in the result.
+//! (the old service's fallback), and saying so in the result. A remote upscaler
+//! may itself fall back to the local one; its reason is reported the same way.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,7 +56,11 @@ async fn upscale_one(
         .upscale(Arc::clone(&original), factor)
         .await
     {
-        Ok(image) => {
+        Ok(out) => {
+            let image = out.image;
+            if let Some(reason) = &out.fallback {
+                tracing::warn!(variation = variation.plan.index, %reason, "upscaled by the fallback");
+            }
             let (width, height) = image.dimensions();
             let quality = ctx.settings.output.jpeg_quality;
             let jpeg = blocking("encode upscale", move || encode::jpeg(&image, quality)).await??;
@@ -66,7 +71,7 @@ async fn upscale_one(
                 factor: factor.get(),
                 width,
                 height,
-                fallback: None,
+                fallback: out.fallback,
                 seconds: started.elapsed().as_secs_f64(),
             })
         }

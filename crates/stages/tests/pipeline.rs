@@ -9,7 +9,7 @@ use atelier_core::request::{BackgroundKind, GenerateRequest, InputImage, Upscale
 use atelier_core::settings::Settings;
 use atelier_fixtures::{GarmentShape, Scene};
 use atelier_imaging::decode;
-use atelier_providers::{ProviderError, Providers, Upscaler};
+use atelier_providers::{ProviderError, Providers, UpscaleOutput, Upscaler};
 use atelier_stages::runner::{now_ms, run_job};
 use atelier_stages::{NoProgress, Progress, StageContext, StageError, run_stage};
 use atelier_storage::{BlobStore, JobBlobs};
@@ -274,7 +274,7 @@ impl Upscaler for BrokenUpscaler {
         &self,
         _image: Arc<RgbImage>,
         _factor: UpscaleFactor,
-    ) -> Result<RgbImage, ProviderError> {
+    ) -> Result<UpscaleOutput, ProviderError> {
         Err(ProviderError::Task {
             provider: "broken",
             message: "backend unavailable".into(),

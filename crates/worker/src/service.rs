@@ -22,7 +22,7 @@ pub async fn serve(stage: Stage, settings: Settings, shutdown: CancellationToken
     let name = format!("atelier-{}", stage.as_str());
     let broker = Broker::connect(settings.broker.clone(), settings.pipeline.max_queue_size, &name).await?;
     let blobs = BlobStore::from_url(&settings.blobs.url)?;
-    let providers = Providers::local(&settings)?;
+    let providers = Providers::from_settings(&settings)?;
     let ctx = StageContext::new(settings.clone(), providers);
     let cancelled = Arc::new(CancelledJobs::default());
     let listener = tokio::spawn(listen_for_cancels(
@@ -83,15 +83,6 @@ async fn listen_for_cancels(broker: Broker, cancelled: Arc<CancelledJobs>, shutd
 pub fn run_main(stage: Stage) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     atelier_telemetry::init(&settings.telemetry, stage.as_str());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            atelier_telemetry::shutdown_signal().await;
-            signal.cancel();
-        });
-        serve(stage, settings, shutdown).await
-    })?;
+    atelier_telemetry::run_until_signal(|shutdown| serve(stage, settings, shutdown))??;
     Ok(())
 }

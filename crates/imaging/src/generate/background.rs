@@ -119,6 +119,7 @@ mod tests {
                 clipped_highlights: 0.0,
             },
             sharpness: 10.0,
+            ai: None,
         }
     }
 

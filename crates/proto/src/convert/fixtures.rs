@@ -2,7 +2,7 @@
 //! `Some` and `None` and every enum variant somewhere across [`variants`].
 
 use atelier_core::{
-    analysis::{BoundingBox, ColorShare, Exposure, ImageAnalysis, MaskSource},
+    analysis::{BoundingBox, ColorShare, Exposure, GarmentDescription, ImageAnalysis, MaskSource},
     job::{JobId, JobKind, JobSpec, StoredInput},
     pipeline::{
         AnalysisOutput, JobState, PostOutput, ProcessingTimes, Upscaled, Variation, VideoOutput,
@@ -86,6 +86,19 @@ pub(crate) fn full_state() -> JobState {
                     clipped_highlights: 0.0,
                 },
                 sharpness: std::f64::consts::PI * 1e6,
+                // Even inputs carry a Gemini description, odd ones none, so the
+                // round trips cover both.
+                ai: (i % 2 == 0).then(|| GarmentDescription {
+                    category: "t-shirt".into(),
+                    colors: vec!["navy".into(), "white".into()],
+                    material: "cotton jersey".into(),
+                    pattern: "striped".into(),
+                    style: "casual".into(),
+                    fit: "regular".into(),
+                    gender: "unisex".into(),
+                    description: format!("A striped t-shirt, photo {i}."),
+                    generation_prompt: "navy and white striped cotton t-shirt, crew neck".into(),
+                }),
             },
         })
         .collect();

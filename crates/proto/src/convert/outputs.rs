@@ -2,7 +2,7 @@
 //! and the timings.
 
 use atelier_core::{
-    analysis::{BoundingBox, ColorShare, Exposure, ImageAnalysis},
+    analysis::{BoundingBox, ColorShare, Exposure, GarmentDescription, ImageAnalysis},
     pipeline::{AnalysisOutput, ProcessingTimes, Upscaled, Variation, VariationPlan, VideoOutput},
 };
 
@@ -30,6 +30,7 @@ impl From<&AnalysisOutput> for v1::Analysis {
             clipped_shadows: a.exposure.clipped_shadows,
             clipped_highlights: a.exposure.clipped_highlights,
             sharpness: a.sharpness,
+            ai: a.ai.as_ref().map(Into::into),
         }
     }
 }
@@ -58,8 +59,41 @@ impl TryFrom<&v1::Analysis> for AnalysisOutput {
                     clipped_highlights: msg.clipped_highlights,
                 },
                 sharpness: msg.sharpness,
+                ai: msg.ai.as_ref().map(Into::into),
             },
         })
+    }
+}
+
+impl From<&GarmentDescription> for v1::GarmentDescription {
+    fn from(d: &GarmentDescription) -> Self {
+        Self {
+            category: d.category.clone(),
+            colors: d.colors.clone(),
+            material: d.material.clone(),
+            pattern: d.pattern.clone(),
+            style: d.style.clone(),
+            fit: d.fit.clone(),
+            gender: d.gender.clone(),
+            description: d.description.clone(),
+            generation_prompt: d.generation_prompt.clone(),
+        }
+    }
+}
+
+impl From<&v1::GarmentDescription> for GarmentDescription {
+    fn from(d: &v1::GarmentDescription) -> Self {
+        Self {
+            category: d.category.clone(),
+            colors: d.colors.clone(),
+            material: d.material.clone(),
+            pattern: d.pattern.clone(),
+            style: d.style.clone(),
+            fit: d.fit.clone(),
+            gender: d.gender.clone(),
+            description: d.description.clone(),
+            generation_prompt: d.generation_prompt.clone(),
+        }
     }
 }
 

@@ -115,6 +115,20 @@ mod tests {
     }
 
     #[test]
+    fn ai_descriptions_round_trip_present_and_absent() {
+        let state = full_state();
+        let ai: Vec<bool> = state.analyses.iter().map(|a| a.analysis.ai.is_some()).collect();
+        assert!(
+            ai.contains(&true) && ai.contains(&false),
+            "fixture covers both: {ai:?}"
+        );
+        let (_, got) = decode_stage(&encode_stage(Stage::Generation, &state)).expect("decodes");
+        for (got, want) in got.analyses.iter().zip(&state.analyses) {
+            assert_eq!(got.analysis.ai, want.analysis.ai);
+        }
+    }
+
+    #[test]
     fn a_fresh_job_round_trips() {
         let state = JobState::new(full_state().spec);
         assert_eq!(

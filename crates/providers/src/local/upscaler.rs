@@ -8,7 +8,7 @@ use atelier_imaging::upscale;
 use image::RgbImage;
 
 use crate::cpu::CpuPool;
-use crate::{ProviderError, Upscaler};
+use crate::{ProviderError, UpscaleOutput, Upscaler};
 
 /// Upscales on its own rayon pool of `upscaler.max_workers` threads, so a job
 /// with many images cannot starve the rest of the process.
@@ -34,13 +34,21 @@ impl Upscaler for LocalUpscaler {
         "local"
     }
 
-    async fn upscale(&self, image: Arc<RgbImage>, factor: UpscaleFactor) -> Result<RgbImage, ProviderError> {
+    async fn upscale(
+        &self,
+        image: Arc<RgbImage>,
+        factor: UpscaleFactor,
+    ) -> Result<UpscaleOutput, ProviderError> {
         let sharpen = self.sharpen;
-        self.pool
+        let image = self
+            .pool
             .run("local upscaler", move || {
                 upscale::upscale(&image, factor.get(), sharpen)
             })
-            .await?
-            .map_err(ProviderError::from)
+            .await??;
+        Ok(UpscaleOutput {
+            image,
+            fallback: None,
+        })
     }
 }

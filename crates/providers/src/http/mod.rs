@@ -1,0 +1,250 @@
+//! What every HTTP provider shares: one pooled client, a concurrency limit, a
+//! rate limit, bounded retries with backoff, a tracing span and metrics per call.
+
+mod limiter;
+mod retry;
+
+pub use limiter::RateLimiter;
+pub use retry::{RetryPolicy, proto_duration, retry_after_header};
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atelier_core::settings::HttpSettings;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::{Instrument, field};
+
+use crate::{ProviderError, RemoteKind};
+
+/// Idle pooled connections are kept this long, so bursts reuse warm TLS sessions.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// TCP keep-alive probes on pooled connections.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Metric: calls by provider, operation and outcome (`ok` or an error label).
+pub const METRIC_CALLS: &str = "atelier_provider_calls_total";
+/// Metric: call latency in seconds, retries included.
+pub const METRIC_SECONDS: &str = "atelier_provider_call_seconds";
+/// Metric: retries by provider and operation.
+pub const METRIC_RETRIES: &str = "atelier_provider_retries_total";
+/// Metric: remote failures answered by a fallback (local result kept).
+pub const METRIC_FALLBACKS: &str = "atelier_provider_fallbacks_total";
+
+/// One logical call: names for the span and the metrics, and whether it spends a
+/// rate-limit token (Replicate limits creations, not polls).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub op: &'static str,
+    pub model: &'a str,
+    pub rate_limited: bool,
+}
+
+/// A provider's HTTP client. Cheap to clone; clones share the pool and limits.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    provider: &'static str,
+    client: reqwest::Client,
+    permits: Arc<Semaphore>,
+    limiter: Arc<RateLimiter>,
+    retry: RetryPolicy,
+}
+
+impl HttpClient {
+    /// A client with connect and total timeouts, keep-alive and the limits of `s`.
+    pub fn new(provider: &'static str, s: &HttpSettings) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
+            .timeout(Duration::from_millis(s.timeout_ms))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_keepalive(TCP_KEEPALIVE)
+            .user_agent(concat!("atelier/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Config {
+                provider,
+                message: format!("HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            provider,
+            client,
+            permits: Arc::new(Semaphore::new(s.max_concurrency)),
+            limiter: Arc::new(RateLimiter::new(s.per_minute, s.burst)),
+            retry: RetryPolicy::from_settings(s),
+        })
+    }
+
+    /// The provider's name (`gemini`, `replicate`).
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Sends the request `build` makes and turns the answer into `T` with `parse`,
+    /// retrying retryable failures with backoff. `parse` sees every answer,
+    /// successful or not, because only the provider knows its error shapes.
+    pub async fn execute<T, B, P, Fut>(&self, call: Call<'_>, build: B, parse: P) -> Result<T, ProviderError>
+    where
+        B: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        P: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let span = tracing::info_span!(
+            "provider_call",
+            provider = self.provider,
+            model = call.model,
+            op = call.op,
+            status = field::Empty,
+            latency_ms = field::Empty,
+            retries = field::Empty,
+        );
+        let started = Instant::now();
+        let provider = self.provider;
+        async move {
+            let mut retries = 0;
+            let result = loop {
+                let (status, result) = self.attempt(call, &build, &parse).await;
+                if let Some(status) = status {
+                    tracing::Span::current().record("status", status);
+                }
+                let error = match result {
+                    Ok(value) => break Ok(value),
+                    Err(error) => error,
+                };
+                let retryable = error.remote_kind().is_some_and(RemoteKind::is_retryable);
+                let hint = match &error {
+                    ProviderError::Remote { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let delay = (retryable && retries < self.retry.max_retries)
+                    .then(|| self.retry.delay(retries, hint))
+                    .flatten();
+                let Some(delay) = delay else { break Err(error) };
+                retries += 1;
+                metrics::counter!(METRIC_RETRIES, "provider" => provider, "op" => call.op).increment(1);
+                tracing::warn!(%error, retry = retries, delay_ms = delay.as_millis() as u64, "retrying");
+                tokio::time::sleep(delay).await;
+            };
+            let elapsed = started.elapsed();
+            let span = tracing::Span::current();
+            span.record("latency_ms", elapsed.as_millis() as u64);
+            span.record("retries", retries);
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.label(),
+            };
+            metrics::counter!(METRIC_CALLS, "provider" => provider, "op" => call.op, "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!(METRIC_SECONDS, "provider" => provider, "op" => call.op)
+                .record(elapsed.as_secs_f64());
+            match &result {
+                Ok(_) => tracing::debug!("call finished"),
+                Err(error) => tracing::warn!(%error, "call failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One attempt: a concurrency permit, a rate token if the call spends one,
+    /// then the request and the parse.
+    async fn attempt<T, B, P, Fut>(
+        &self,
+        call: Call<'_>,
+        build: &B,
+        parse: &P,
+    ) -> (Option<u16>, Result<T, ProviderError>)
+    where
+        B: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        P: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return (None, Err(self.closed()));
+        };
+        if call.rate_limited {
+            self.limiter.acquire().await;
+        }
+        match build(&self.client).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (Some(status), parse(response).await)
+            }
+            Err(error) => (None, Err(self.transport(call.op, &error))),
+        }
+    }
+
+    /// A request that could not complete: timeout or transport failure.
+    pub fn transport(&self, op: &str, error: &reqwest::Error) -> ProviderError {
+        let kind = if error.is_timeout() {
+            RemoteKind::Timeout
+        } else if error.is_decode() {
+            RemoteKind::InvalidResponse
+        } else {
+            RemoteKind::Transport
+        };
+        // reqwest's Display names the URL but never headers, so no key leaks.
+        ProviderError::remote(self.provider, kind, None, format!("{op}: {}", error_chain(error)))
+    }
+
+    fn closed(&self) -> ProviderError {
+        ProviderError::Task {
+            provider: self.provider,
+            message: "concurrency limiter closed".into(),
+        }
+    }
+}
+
+/// An error and its sources on one line (reqwest hides the useful part, such as
+/// "operation timed out", in the source chain).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads a body that must be JSON of type `T`, mapping failures to
+/// [`RemoteKind::InvalidResponse`] or [`RemoteKind::Timeout`].
+pub async fn json_body<T: serde::de::DeserializeOwned>(
+    provider: &'static str,
+    what: &str,
+    response: reqwest::Response,
+) -> Result<T, ProviderError> {
+    let status = response.status().as_u16();
+    let bytes = body_bytes(provider, what, response).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ProviderError::remote(
+            provider,
+            RemoteKind::InvalidResponse,
+            Some(status),
+            format!("{what}: undocumented answer: {e}"),
+        )
+    })
+}
+
+/// Reads a whole body.
+pub async fn body_bytes(
+    provider: &'static str,
+    what: &str,
+    response: reqwest::Response,
+) -> Result<bytes::Bytes, ProviderError> {
+    let status = response.status().as_u16();
+    response.bytes().await.map_err(|e| {
+        let kind = if e.is_timeout() {
+            RemoteKind::Timeout
+        } else {
+            RemoteKind::Transport
+        };
+        ProviderError::remote(
+            provider,
+            kind,
+            Some(status),
+            format!("{what}: reading the body: {}", error_chain(&e)),
+        )
+    })
+}
