@@ -426,14 +426,18 @@ impl Drop for Stack {
         self.status.kill9();
         // Best effort: leave the shared services as we found them. (A runtime of
         // its own: Drop may run outside the test's runtime or during its teardown.)
+        // Connecting re-declares the topology, so it must use the same queue bound.
         let broker_settings = self.settings.broker.clone();
+        let max_queue_size = self.settings.pipeline.max_queue_size;
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
             runtime.block_on(async {
-                let broker = Broker::connect(broker_settings, 1, "e2e-cleanup").await.ok()?;
+                let broker = Broker::connect(broker_settings, max_queue_size, "e2e-cleanup")
+                    .await
+                    .ok()?;
                 broker.delete_topology().await.ok()
             })
         })
