@@ -175,24 +175,21 @@ async fn enqueue(
         traceparent: Some(atelier_broker::new_traceparent()),
         deadline_ms: None,
     };
-    let body = atelier_proto::encode_stage(Stage::Analysis, &state);
-    app.broker
-        .publish_stage(Stage::Analysis, &body, &meta)
-        .await
-        .map_err(|e| broker_error(app, e))?;
+    // The queued event first (confirmed), so it precedes the worker's events in
+    // the job's history. If the job is then refused, its row and history go.
     let event = atelier_proto::event(id, EventKind::Queued, None, 1, 0.0, None, None, "gateway");
-    if let Err(error) = app
-        .broker
+    app.broker
         .publish_event(
             &atelier_proto::event_routing_key(&event),
             &atelier_proto::encode_event(&event),
         )
         .await
-    {
-        // The job is in the pipeline; a missing "queued" line in its history is not
-        // worth failing the request for.
-        tracing::warn!(job = %id, %error, "could not publish the queued event");
-    }
+        .map_err(|e| broker_error(app, e))?;
+    let body = atelier_proto::encode_stage(Stage::Analysis, &state);
+    app.broker
+        .publish_stage(Stage::Analysis, &body, &meta)
+        .await
+        .map_err(|e| broker_error(app, e))?;
     Ok(())
 }
 
