@@ -9,7 +9,6 @@ mod args;
 mod bars;
 mod bench;
 mod process;
-mod telemetry;
 mod upscale;
 
 use std::process::ExitCode;
@@ -24,7 +23,7 @@ fn main() -> ExitCode {
     let result = Settings::load()
         .map_err(anyhow::Error::from)
         .and_then(|settings| {
-            telemetry::init(&settings.telemetry);
+            atelier_telemetry::init_with_filter(&settings.telemetry, "warn", "atelier");
             match cli.command {
                 Command::Process(args) => process::run(settings, args),
                 Command::Upscale(args) => upscale::run(&settings, &args),

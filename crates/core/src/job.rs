@@ -60,6 +60,14 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Snake-case name, as serialised and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Images => "images",
+            Self::Full => "full",
+        }
+    }
+
     /// Whether post-processing makes a video and a report for this kind.
     pub fn wants_media(self) -> bool {
         matches!(self, Self::Full)

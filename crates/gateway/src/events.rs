@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use atelier_broker::Broker;
-use atelier_proto::v1::{EventKind, JobEvent};
+use atelier_proto::v1::JobEvent;
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -62,38 +62,4 @@ impl EventFeed {
             }
         }
     }
-}
-
-/// Whether `event` ends its job.
-pub fn is_final(event: &JobEvent) -> bool {
-    matches!(
-        EventKind::try_from(event.kind),
-        Ok(EventKind::Completed | EventKind::Failed | EventKind::Cancelled)
-    )
-}
-
-/// The wire form of a stored event (the SSE stream replays history in it).
-pub fn wire_of_record(r: &atelier_storage::JobEventRecord) -> JobEvent {
-    use atelier_storage::EventKind as K;
-    let kind = match r.kind {
-        K::Queued => EventKind::Queued,
-        K::StageStarted => EventKind::StageStarted,
-        K::StageFinished => EventKind::StageFinished,
-        K::StageRetrying => EventKind::StageRetrying,
-        K::Completed => EventKind::Completed,
-        K::Failed => EventKind::Failed,
-        K::Cancelled => EventKind::Cancelled,
-    };
-    let mut event = atelier_proto::event(
-        r.job_id,
-        kind,
-        r.stage,
-        r.attempt,
-        r.seconds,
-        r.error.clone(),
-        None,
-        "",
-    );
-    event.at_ms = r.at_ms;
-    event
 }

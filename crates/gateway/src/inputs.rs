@@ -54,16 +54,26 @@ impl Fetcher {
 
     async fn fetch_one(&self, index: usize, url: &str) -> Result<FetchedInput, ApiError> {
         let field = format!("inputImages[{index}].url");
-        let bytes = if let Some(rest) = url.strip_prefix("data:") {
-            self.decode_data_uri(&field, rest)?
-        } else {
-            self.download(&field, url).await?
+        let downloaded = match url.strip_prefix("data:") {
+            Some(_) => None,
+            None => Some(self.download(&field, url).await?),
         };
-        let probe = decode::probe(&bytes, &self.limits).map_err(|e| probe_error(&field, url, e))?;
-        Ok(FetchedInput {
-            bytes,
-            format: probe.format,
+        // Base64 decoding and header parsing are CPU work: off the runtime.
+        let this = self.clone();
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || {
+            let bytes = match downloaded {
+                Some(bytes) => bytes,
+                None => this.decode_data_uri(&field, url.strip_prefix("data:").unwrap_or_default())?,
+            };
+            let probe = decode::probe(&bytes, &this.limits).map_err(|e| probe_error(&field, &url, e))?;
+            Ok(FetchedInput {
+                bytes,
+                format: probe.format,
+            })
         })
+        .await
+        .map_err(|e| ApiError::Internal(format!("input check died: {e}")))?
     }
 
     fn decode_data_uri(&self, field: &str, rest: &str) -> Result<Bytes, ApiError> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atelier_core::job::JobId;
 use atelier_core::keys;
-use atelier_core::pipeline::JobState;
+use atelier_core::pipeline::{JobState, Stage};
 use atelier_proto::v1::{self, EventKind};
 use atelier_storage::{JobEventRecord, JobRecord, JobStatus};
 use axum::Json;
@@ -18,7 +18,6 @@ use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::events::is_final;
 use crate::submit::{accepted, store_down};
 use crate::wait::response_body;
 use crate::{ApiError, AppState};
@@ -122,7 +121,11 @@ pub async fn job_events(
     let stream = async_stream(move |tx| async move {
         let mut seen = HashSet::new();
         for record in &history {
-            seen.insert(key_of_record(record));
+            seen.insert((
+                record.kind.as_str(),
+                record.stage.map(Stage::as_str),
+                record.attempt,
+            ));
             if tx.send(sse_of_record(record)).await.is_err() {
                 return;
             }
@@ -134,10 +137,11 @@ pub async fn job_events(
         loop {
             match live.recv().await {
                 Ok(event) if event.job_id == wanted => {
-                    if !seen.insert((event.kind, event.stage, event.attempt)) {
+                    let (kind, stage) = names_of(&event);
+                    if !seen.insert((kind, stage, event.attempt)) {
                         continue;
                     }
-                    if tx.send(sse_of_event(&event)).await.is_err() || is_final(&event) {
+                    if tx.send(sse_of_event(&event)).await.is_err() || atelier_proto::is_final_event(&event) {
                         return;
                     }
                 }
@@ -150,21 +154,34 @@ pub async fn job_events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE)))
 }
 
-fn key_of_record(r: &JobEventRecord) -> (i32, i32, u32) {
-    let e = crate::events::wire_of_record(r);
-    (e.kind, e.stage, e.attempt)
+/// The kind and stage names of a live event (the same names the store uses, so
+/// history and live events dedupe against each other).
+fn names_of(e: &v1::JobEvent) -> (&'static str, Option<&'static str>) {
+    let kind = v1::EventKind::try_from(e.kind).map_or("unknown", atelier_proto::event_kind_name);
+    let stage = atelier_proto::event_stage(e).ok().flatten().map(Stage::as_str);
+    (kind, stage)
 }
 
 fn sse_of_record(r: &JobEventRecord) -> Event {
-    sse_of_event(&crate::events::wire_of_record(r))
+    let (kind, stage) = (r.kind.as_str(), r.stage.map(Stage::as_str));
+    sse(kind, stage, r.attempt, r.seconds, r.at_ms, r.error.as_deref())
 }
 
 fn sse_of_event(e: &v1::JobEvent) -> Event {
-    let kind = v1::EventKind::try_from(e.kind).map_or("unknown", atelier_proto::event_kind_name);
-    let stage = atelier_proto::event_stage(e).ok().flatten().map(|s| s.as_str());
+    let (kind, stage) = names_of(e);
+    sse(kind, stage, e.attempt, e.seconds, e.at_ms, e.error.as_deref())
+}
+
+fn sse(
+    kind: &str,
+    stage: Option<&str>,
+    attempt: u32,
+    seconds: f64,
+    at_ms: u64,
+    error: Option<&str>,
+) -> Event {
     let data = json!({
-        "kind": kind, "stage": stage, "attempt": e.attempt, "seconds": e.seconds,
-        "at_ms": e.at_ms, "error": e.error,
+        "kind": kind, "stage": stage, "attempt": attempt, "seconds": seconds, "at_ms": at_ms, "error": error,
     });
     Event::default().event(kind).data(data.to_string())
 }

@@ -9,7 +9,6 @@
 //! cancelled through any other.
 
 mod body;
-mod clock;
 mod error;
 mod events;
 mod files;

@@ -88,7 +88,13 @@ async fn submit(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let request = parse_request(body)?;
+    // A body with data: URIs can be tens of megabytes: parse it off the runtime.
+    let request = {
+        let body = Bytes::copy_from_slice(body);
+        tokio::task::spawn_blocking(move || parse_request(&body))
+            .await
+            .map_err(|e| ApiError::Internal(format!("request parsing died: {e}")))??
+    };
     let respond_async = wants_async(headers, &query);
     let idempotency_key = idempotency_key(headers)?;
     if let Some(key) = &idempotency_key
@@ -110,7 +116,7 @@ async fn submit(
             kind,
             priority: request.effective_priority(),
             request: serde_json::to_value(&request).map_err(|e| ApiError::Internal(e.to_string()))?,
-            submitted_at_ms: crate::clock::now_ms(),
+            submitted_at_ms: atelier_core::clock::now_ms(),
         })
         .await
         .map_err(|e| store_down(&app, e))?;
@@ -127,7 +133,7 @@ async fn submit(
         }
         return Err(error);
     }
-    metrics::counter!("atelier_gateway_jobs_submitted_total", "kind" => kind_label(kind)).increment(1);
+    metrics::counter!("atelier_gateway_jobs_submitted_total", "kind" => kind.as_str()).increment(1);
     if respond_async {
         return Ok(accepted(id, JobStatus::Queued));
     }
@@ -165,7 +171,7 @@ async fn enqueue(
         kind,
         request,
         inputs: stored,
-        submitted_at_ms: crate::clock::now_ms(),
+        submitted_at_ms: atelier_core::clock::now_ms(),
     };
     let state = JobState::new(spec);
     let meta = MessageMeta {
@@ -249,13 +255,6 @@ fn summarise_source(url: &str) -> String {
         return format!("{kind} URI ({} characters)", url.len());
     }
     url.chars().take(MAX_SOURCE_CHARS).collect()
-}
-
-fn kind_label(kind: JobKind) -> &'static str {
-    match kind {
-        JobKind::Images => "images",
-        JobKind::Full => "full",
-    }
 }
 
 /// The job store failing is a 503, not a 500: the request can be retried.

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::events::is_final;
 use crate::submit::{accepted, store_down};
 use crate::{ApiError, AppState};
 
@@ -49,7 +48,7 @@ pub async fn wait_for_job(
         let recheck = (Instant::now() + RECHECK).min(deadline);
         loop {
             match tokio::time::timeout_at(recheck, feed.recv()).await {
-                Ok(Ok(event)) if event.job_id == wanted && is_final(&event) => {
+                Ok(Ok(event)) if event.job_id == wanted && atelier_proto::is_final_event(&event) => {
                     settle(app, id).await;
                     return final_answer_from_event(id, &event);
                 }

@@ -1,7 +1,7 @@
 //! Running stages: one at a time for the worker services ([`run_stage`]), or the
 //! whole pipeline in this process for `atelier process` ([`run_job`]).
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use atelier_core::job::JobSpec;
 use atelier_core::keys;
@@ -67,11 +67,7 @@ pub fn record<T>(state: &mut JobState, stage: Stage, timed: Timed<T>, put: impl 
 }
 
 /// Milliseconds since the Unix epoch, the clock job submission times use.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use atelier_core::clock::now_ms;
 
 /// Runs all four stages in order in this process, then writes `result.json`
 /// (the response body, with URLs made by `url_for`). Returns the final state.

@@ -1,7 +1,7 @@
 //! Between the wire's events and job states and the job store's records.
 
 use atelier_core::job::JobId;
-use atelier_core::pipeline::{JobState, ProcessingTimes};
+use atelier_core::pipeline::JobState;
 use atelier_proto::v1;
 use atelier_storage::{EventKind, JobEventRecord, JobRecord, JobStatus};
 
@@ -59,14 +59,6 @@ pub fn event_of(record: &JobEventRecord) -> v1::JobEvent {
     event
 }
 
-/// Whether an event ends its job's story.
-pub fn is_final(event: &v1::JobEvent) -> bool {
-    matches!(
-        v1::EventKind::try_from(event.kind),
-        Ok(v1::EventKind::Completed | v1::EventKind::Failed | v1::EventKind::Cancelled)
-    )
-}
-
 /// A stored job as the wire's `JobStatus`.
 pub fn status_of(job: &JobRecord) -> v1::JobStatus {
     let state = match job.status {
@@ -88,13 +80,9 @@ pub fn status_of(job: &JobRecord) -> v1::JobStatus {
             .current_stage
             .map_or(v1::Stage::Unspecified, v1::Stage::from)
             .into(),
-        times: Some(times_of(&job.times)),
+        times: Some(v1::ProcessingTimes::from(job.times)),
         error: job.error.clone(),
         result,
         updated_at_ms: job.updated_at_ms,
     }
-}
-
-fn times_of(t: &ProcessingTimes) -> v1::ProcessingTimes {
-    v1::ProcessingTimes::from(*t)
 }

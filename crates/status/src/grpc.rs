@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{event_of, is_final, status_of};
+use atelier_proto::is_final_event as is_final;
+
+use crate::convert::{event_of, status_of};
 use crate::{EventHub, QueueWatch};
 
 /// Events a slow `WatchJob` client may lag behind before its stream ends.

@@ -11,8 +11,14 @@ use tracing_subscriber::EnvFilter;
 /// `RUST_LOG` wins over `settings.log_filter`; `fallback` is used when neither is
 /// set, so the command line can stay quiet while services log at `info`.
 pub fn init(settings: &TelemetrySettings, service: &str) {
+    init_with_filter(settings, &settings.log_filter, service);
+}
+
+/// [`init`] with `filter` in place of `settings.log_filter` (`RUST_LOG` still
+/// wins): the command line logs only warnings so its progress bars stay readable.
+pub fn init_with_filter(settings: &TelemetrySettings, filter: &str, service: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.log_filter))
+        .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

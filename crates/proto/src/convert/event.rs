@@ -91,6 +91,14 @@ pub fn event_state(event: &v1::JobEvent) -> Result<Option<JobState>, ProtoError>
         .transpose()
 }
 
+/// Whether `event` ends its job's story (completed, failed or cancelled).
+pub fn is_final_event(event: &v1::JobEvent) -> bool {
+    matches!(
+        v1::EventKind::try_from(event.kind),
+        Ok(v1::EventKind::Completed | v1::EventKind::Failed | v1::EventKind::Cancelled)
+    )
+}
+
 /// Lower-case name of an event kind, as used in routing keys and logs.
 pub fn event_kind_name(kind: v1::EventKind) -> &'static str {
     match kind {
@@ -203,6 +211,30 @@ mod tests {
         assert_eq!(back.error.as_deref(), Some("model timed out"));
         assert_eq!(event_stage(&back).expect("stage"), Some(Stage::Upscaling));
         assert_eq!(event_state(&back).expect("state"), None);
+    }
+
+    #[test]
+    fn only_completed_failed_and_cancelled_end_a_job() {
+        let finals: Vec<v1::EventKind> = [
+            v1::EventKind::Queued,
+            v1::EventKind::StageStarted,
+            v1::EventKind::StageFinished,
+            v1::EventKind::StageRetrying,
+            v1::EventKind::Completed,
+            v1::EventKind::Failed,
+            v1::EventKind::Cancelled,
+        ]
+        .into_iter()
+        .filter(|kind| is_final_event(&event(id(), *kind, None, 0, 0.0, None, None, "w")))
+        .collect();
+        assert_eq!(
+            finals,
+            [
+                v1::EventKind::Completed,
+                v1::EventKind::Failed,
+                v1::EventKind::Cancelled
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,5 @@
 //! Small checks shared by every decoder: schema version, ids, number widths.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use atelier_core::job::JobId;
 
 use crate::{ProtoError, v1};
@@ -53,13 +51,7 @@ pub(crate) fn index(value: usize) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
-/// Milliseconds since the Unix epoch, for `at_ms` stamps (0 if the clock is
-/// before 1970, which only a broken clock reports).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use atelier_core::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

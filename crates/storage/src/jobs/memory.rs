@@ -1,7 +1,6 @@
 //! Jobs in memory: `atelier process` (one process, no database) and tests.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use atelier_core::job::JobId;
@@ -153,9 +152,7 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, StorageError> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now_ms = atelier_core::clock::now_ms();
         let since_ms = now_ms.saturating_sub(u64::from(window_seconds) * MS_PER_SECOND);
         let inner = self.inner.lock().await;
         let stats = Stage::ALL

@@ -151,7 +151,7 @@ impl JobStore for PgJobStore {
         let inserted = sqlx::query(&sql)
             .bind(job.id.0)
             .bind(job.idempotency_key.as_deref())
-            .bind(rules::kind_str(job.kind))
+            .bind(job.kind.as_str())
             .bind(JobStatus::Queued.as_str())
             .bind(i16::from(job.priority))
             .bind(&job.request)

@@ -103,19 +103,11 @@ pub(crate) fn percentile_cont(sorted: &[f64], fraction: f64) -> f64 {
     lo + (hi - lo) * (position - lower as f64)
 }
 
-/// Snake-case name of a job kind, as stored in `jobs.kind`.
-pub(crate) fn kind_str(kind: JobKind) -> &'static str {
-    match kind {
-        JobKind::Images => "images",
-        JobKind::Full => "full",
-    }
-}
-
 /// The job kind named `s`.
 pub(crate) fn parse_kind(s: &str) -> Option<JobKind> {
     [JobKind::Images, JobKind::Full]
         .into_iter()
-        .find(|k| kind_str(*k) == s)
+        .find(|k| k.as_str() == s)
 }
 
 /// The stage named `s` (as produced by `Stage::as_str`).
@@ -143,7 +135,7 @@ mod tests {
             assert_eq!(parse_stage(stage.as_str()), Some(stage));
         }
         for kind in [JobKind::Images, JobKind::Full] {
-            assert_eq!(parse_kind(kind_str(kind)), Some(kind));
+            assert_eq!(parse_kind(kind.as_str()), Some(kind));
         }
         for status in JobStatus::ALL {
             assert_eq!(JobStatus::parse(status.as_str()), Some(status));

@@ -1,8 +1,9 @@
-//! Wall-clock milliseconds, the unit job times are kept in.
+//! Wall-clock milliseconds, the unit job times travel in between services.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch (0 if the clock is before 1970, which only
+/// a broken clock reports).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
