@@ -8,12 +8,15 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use atelier_broker::{Broker, BrokerError, MessageMeta};
+use atelier_broker::{
+    Admission, Broker, BrokerError, EventFilter, EventKey, EventTopic, MessageMeta, Pipeline, Received,
+    RetryPolicy, Transport,
+};
+use atelier_core::event::EventKind;
 use atelier_core::pipeline::Stage;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use common::{Scripted, eventually, settings};
+use common::{Note, Scripted, eventually, note, settings};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -50,17 +53,32 @@ impl Drop for Restore {
 async fn restart_consumer_and_subscription_resume() -> anyhow::Result<()> {
     let prefix = common::prefix();
     let broker = Broker::connect(settings(&prefix), 100, "restart-test").await?;
-    let handler = Scripted::new(|_| async { Ok(()) });
+    let transport: std::sync::Arc<dyn Transport> = std::sync::Arc::new(broker.clone());
+    let pipeline: Pipeline<Note> =
+        Pipeline::new(transport.clone(), RetryPolicy::from_settings(&settings(&prefix))?);
+    let events: EventTopic<Note> = EventTopic::new(transport.clone());
+    let handler = Scripted::ok();
     let token = CancellationToken::new();
     let consumer = {
-        let (b, h, t) = (broker.clone(), handler.clone(), token.clone());
-        tokio::spawn(async move { b.run_stage_consumer(Stage::Generation, 2, h, t).await })
+        let (p, h, t) = (pipeline.clone(), handler.clone(), token.clone());
+        tokio::spawn(async move { atelier_broker::run_stage(&p, Stage::Generation, 2, h, t).await })
     };
-    let mut events = broker.subscribe_events("job.#", None).await?;
+    let mut subscription = events.subscribe(EventFilter::AllJobs).await?;
+    let publish = |job: &'static str| {
+        let pipeline = pipeline.clone();
+        async move {
+            pipeline
+                .publish(
+                    Stage::Generation,
+                    Admission::Accepted,
+                    &note(job),
+                    &MessageMeta::new(job, 0),
+                )
+                .await
+        }
+    };
 
-    broker
-        .publish_stage(Stage::Generation, b"before", &MessageMeta::new("before", 0))
-        .await?;
+    publish("before").await?;
     eventually(WAIT, "first message", || {
         let n = handler.seen().len();
         async move { n == 1 }
@@ -75,10 +93,7 @@ async fn restart_consumer_and_subscription_resume() -> anyhow::Result<()> {
     })
     .await?;
     let started = std::time::Instant::now();
-    let err = broker
-        .publish_stage(Stage::Generation, b"down", &MessageMeta::new("down", 0))
-        .await
-        .expect_err("RabbitMQ is down");
+    let err = publish("down").await.expect_err("RabbitMQ is down");
     assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(4));
 
@@ -86,11 +101,8 @@ async fn restart_consumer_and_subscription_resume() -> anyhow::Result<()> {
     drop(guard);
     broker.wait_connected(WAIT).await?;
 
-    // The consumer re-subscribes on its own; publish until the new queue
-    // declarations are in (the topology is re-declared on reconnect).
-    broker
-        .publish_stage(Stage::Generation, b"after", &MessageMeta::new("after", 0))
-        .await?;
+    // The consumer re-subscribes on its own (the topology is re-declared on reconnect).
+    publish("after").await?;
     eventually(WAIT, "message after restart", || {
         let ids: Vec<String> = handler.seen().iter().map(|d| d.meta.job_id.clone()).collect();
         async move { ids.iter().any(|i| i == "after") }
@@ -100,15 +112,19 @@ async fn restart_consumer_and_subscription_resume() -> anyhow::Result<()> {
     // The exclusive event queue was re-created; poll-publish until it is bound again.
     let mut received = None;
     let deadline = std::time::Instant::now() + WAIT;
+    let key = EventKey {
+        job_id: "after",
+        kind: EventKind::Completed,
+    };
     while received.is_none() && std::time::Instant::now() < deadline {
-        broker.publish_event("job.after.finished", b"ev").await?;
-        if let Ok(Some((body, acker))) = tokio::time::timeout(Duration::from_millis(200), events.next()).await
+        events.publish(key, &note("ev")).await?;
+        if let Ok(Some(Received::Message(n))) =
+            tokio::time::timeout(Duration::from_millis(200), subscription.next()).await
         {
-            acker.ack().await?;
-            received = Some(body);
+            received = Some(n.text);
         }
     }
-    assert_eq!(received.as_deref(), Some(&b"ev"[..]));
+    assert_eq!(received.as_deref(), Some("ev"));
 
     token.cancel();
     tokio::time::timeout(WAIT, consumer).await???;

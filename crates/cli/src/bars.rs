@@ -53,17 +53,8 @@ impl Progress for Bars {
 
 /// The stage timings as an aligned two-column table.
 pub fn timings_table(times: &ProcessingTimes) -> String {
-    let rows = [
-        ("queue_wait", times.queue_wait),
-        ("analysis", times.analysis),
-        ("generation", times.generation),
-        ("upscaling", times.upscaling),
-        ("post_processing", times.post_processing),
-        ("saving", times.saving),
-        ("total", times.total),
-    ];
     let mut out = format!("{:<16} {:>9}\n", "stage", "seconds");
-    for (name, secs) in rows {
+    for (name, secs) in times.entries() {
         out.push_str(&format!("{name:<16} {secs:>9.3}\n"));
     }
     out

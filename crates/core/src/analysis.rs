@@ -18,7 +18,7 @@ pub fn parse_hex(s: &str) -> Option<[u8; 3]> {
 }
 
 /// One cluster of the garment's palette.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ColorShare {
     /// The cluster centre as `#rrggbb`.
     pub hex: String,
@@ -27,7 +27,7 @@ pub struct ColorShare {
 }
 
 /// Axis-aligned box in the pixel coordinates of the (orientation-corrected) input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoundingBox {
     pub x: u32,
     pub y: u32,
@@ -36,7 +36,7 @@ pub struct BoundingBox {
 }
 
 /// Where the foreground mask came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MaskSource {
     /// The image's own alpha channel.
@@ -46,7 +46,7 @@ pub enum MaskSource {
 }
 
 /// Brightness statistics of the whole photo.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Exposure {
     /// Mean relative luminance (0–1, Rec. 709 weights on sRGB values).
     pub mean_luminance: f32,
@@ -57,7 +57,7 @@ pub struct Exposure {
 }
 
 /// The local analysis of one photo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImageAnalysis {
     /// Width of the orientation-corrected photo.
     pub width: u32,
@@ -92,7 +92,7 @@ pub const DESCRIPTION_GENDERS: [&str; 3] = ["male", "female", "unisex"];
 
 /// A model's structured description of a garment. It comes from outside, so it
 /// is validated ([`GarmentDescription::validate`]) before anything uses it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GarmentDescription {
     /// Kind of garment (`t-shirt`, `dress`, ...).
     pub category: String,

@@ -45,3 +45,31 @@ pub enum CoreError {
     #[error("invalid configuration: {0}")]
     InvalidSetting(String),
 }
+
+/// `error: cause: cause …`, each error of the chain once: the message of a job
+/// that failed, or a log line, says what really happened.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chains_name_each_cause_once() {
+        let e = Outer(std::io::Error::other("disk full"));
+        assert_eq!(error_chain(&e), "outer: disk full");
+    }
+}

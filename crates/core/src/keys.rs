@@ -11,6 +11,11 @@ pub fn job_prefix(id: &JobId) -> String {
     format!("jobs/{id}/")
 }
 
+/// Full key of job `id`'s cancel marker.
+pub fn cancel_marker(id: &JobId) -> String {
+    format!("{}{CANCELLED}", job_prefix(id))
+}
+
 /// Stored input photo `n`, keeping the client's format as extension.
 pub fn input(n: usize, ext: &str) -> String {
     format!("inputs/{n}.{ext}")
@@ -35,8 +40,8 @@ pub fn upscaled(n: usize) -> String {
 pub const VIDEO: &str = "video.mp4";
 /// The job's Excel report.
 pub const REPORT: &str = "report.xlsx";
-/// Marker written by the gateway when a job is cancelled; workers skip the
-/// remaining stages of a job that has it.
+/// Marker written by the gateway when a job is cancelled (job-relative; see
+/// [`cancel_marker`]); workers skip the remaining stages of a job that has it.
 pub const CANCELLED: &str = "cancelled";
 /// The job's final response body.
 pub const RESULT: &str = "result.json";

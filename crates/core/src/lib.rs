@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod clock;
 pub mod error;
+pub mod event;
 pub mod job;
 pub mod keys;
 pub mod pipeline;

@@ -9,7 +9,9 @@ use crate::job::JobSpec;
 use crate::request::{BackgroundKind, GenerateRequest, View};
 
 /// The four stages, in pipeline order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Analysis,
@@ -27,7 +29,7 @@ impl Stage {
         Self::PostProcessing,
     ];
 
-    /// Snake-case name, as in `processing_times`.
+    /// Snake-case name, as in `processing_times`, events and stored rows.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Analysis => "analysis",
@@ -35,6 +37,38 @@ impl Stage {
             Self::Upscaling => "upscaling",
             Self::PostProcessing => "post_processing",
         }
+    }
+
+    /// One-word name of the stage's service: its queue (`atelier.postprocess`),
+    /// its binary (`atelier-postprocess`) and its deployment.
+    pub fn service_name(self) -> &'static str {
+        match self {
+            Self::Analysis => "analysis",
+            Self::Generation => "generation",
+            Self::Upscaling => "upscaling",
+            Self::PostProcessing => "postprocess",
+        }
+    }
+
+    /// The stage named `s` (as produced by [`Stage::as_str`]).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The stage after this one, or `None` after the last.
+    pub fn next(self) -> Option<Self> {
+        match self {
+            Self::Analysis => Some(Self::Generation),
+            Self::Generation => Some(Self::Upscaling),
+            Self::Upscaling => Some(Self::PostProcessing),
+            Self::PostProcessing => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -130,7 +164,7 @@ pub struct PostOutput {
 }
 
 /// Seconds each part of a job took. The old keys are always present.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProcessingTimes {
     /// From submission until the first stage started.
     pub queue_wait: f64,
@@ -164,6 +198,19 @@ impl ProcessingTimes {
             Stage::PostProcessing => self.post_processing,
         }
     }
+
+    /// Every row with its JSON name, in the order tables and reports show them.
+    pub fn entries(&self) -> [(&'static str, f64); 7] {
+        [
+            ("queue_wait", self.queue_wait),
+            (Stage::Analysis.as_str(), self.analysis),
+            (Stage::Generation.as_str(), self.generation),
+            (Stage::Upscaling.as_str(), self.upscaling),
+            (Stage::PostProcessing.as_str(), self.post_processing),
+            ("saving", self.saving),
+            ("total", self.total),
+        ]
+    }
 }
 
 /// A job and all it has produced so far. Each stage reads what earlier stages
@@ -196,6 +243,34 @@ impl JobState {
 mod tests {
     use super::*;
     use crate::request::InputImage;
+
+    #[test]
+    fn stage_names_and_order() {
+        for stage in Stage::ALL {
+            assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+        }
+        assert_eq!(Stage::PostProcessing.service_name(), "postprocess");
+        let chain: Vec<_> = std::iter::successors(Some(Stage::Analysis), |s| s.next()).collect();
+        assert_eq!(chain, Stage::ALL);
+    }
+
+    #[test]
+    fn times_entries_match_their_json() {
+        let times = ProcessingTimes {
+            queue_wait: 1.0,
+            analysis: 2.0,
+            generation: 3.0,
+            upscaling: 4.0,
+            post_processing: 5.0,
+            saving: 6.0,
+            total: 7.0,
+        };
+        let json = serde_json::to_value(times).expect("json");
+        for (name, value) in times.entries() {
+            assert_eq!(json[name].as_f64(), Some(value), "{name}");
+        }
+        assert_eq!(json.as_object().map(|o| o.len()), Some(times.entries().len()));
+    }
 
     #[test]
     fn plans_follow_input_then_kind_order() {

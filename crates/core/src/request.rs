@@ -17,7 +17,7 @@ pub const MAX_PRIORITY: u8 = 9;
 pub const DEFAULT_PRIORITY: u8 = 5;
 
 /// A generation request as clients send it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenerateRequest {
     /// The garment photos, 1 to [`MAX_INPUT_IMAGES`].
@@ -43,7 +43,7 @@ pub struct GenerateRequest {
 }
 
 /// One photo of the garment and the variations wanted from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InputImage {
     /// `http(s)` URL or `data:image/...;base64,` URI (a file path in `atelier process`).
@@ -52,11 +52,12 @@ pub struct InputImage {
     #[serde(default)]
     pub view: View,
     /// How many images to make on white, plain and random backgrounds, in that order.
+    #[schema(value_type = Vec<u8>, min_items = 3, max_items = 3)]
     pub backgrounds: [u8; 3],
 }
 
 /// The side of the garment a photo shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum View {
     #[default]
@@ -67,7 +68,7 @@ pub enum View {
 }
 
 /// Product category of the garment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProductType {
     #[default]
@@ -81,7 +82,7 @@ pub enum ProductType {
 }
 
 /// Target audience of the garment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Gender {
     Male,
@@ -91,7 +92,7 @@ pub enum Gender {
 }
 
 /// The three background families, in the order of `backgrounds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackgroundKind {
     /// Pure #FFFFFF, the marketplace standard.

@@ -9,14 +9,14 @@ use crate::pipeline::{JobState, ProcessingTimes};
 use crate::request::{BackgroundKind, View};
 
 /// Final state of a finished job as the generate endpoints report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultStatus {
     Completed,
 }
 
 /// `POST /api/v1/generate` response body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GenerateResponse {
     pub request_id: String,
     pub status: ResultStatus,
@@ -33,7 +33,7 @@ pub struct GenerateResponse {
 }
 
 /// One generated image.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImageVariation {
     pub url: String,
     pub input: usize,
@@ -44,7 +44,7 @@ pub struct ImageVariation {
 }
 
 /// One upscaled image, pointing at the variation it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UpscaleImage {
     pub url: String,
     pub variation: usize,
@@ -57,7 +57,7 @@ pub struct UpscaleImage {
 }
 
 /// Analysis of one input, with the old API's `dominant_colors` list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalysisEntry {
     pub input: usize,
     pub view: View,
@@ -67,7 +67,7 @@ pub struct AnalysisEntry {
 }
 
 /// Timing metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metadata {
     pub processing_times: ProcessingTimes,
 }

@@ -1,10 +1,20 @@
 //! Every way a request can fail, and the one place each becomes an HTTP status
 //! and the API's JSON error body `{"error": {"code", "message", "field"}}`.
+//!
+//! Dependencies' errors (broker, job store, blob store, status service) become
+//! [`ApiError`]s here and nowhere else. Their causes are logged with the
+//! request id; the client gets an opaque message and the same request id.
 
+use atelier_bus::BrokerError;
+use atelier_core::error::error_chain;
+use atelier_core::event::JobFailure;
+use atelier_jobs::JobStoreError;
+use atelier_storage::StorageError;
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A request that cannot be served, with what the client needs to know.
 #[derive(Debug, thiserror::Error)]
@@ -32,21 +42,51 @@ pub enum ApiError {
     Conflict(String),
     /// The first queue is full (503 + Retry-After).
     #[error("the pipeline is at capacity; retry later")]
-    QueueFull { retry_after: u64 },
-    /// A dependency (broker, database, status service) is down (503 + Retry-After).
-    #[error("{message}")]
-    Unavailable { message: String, retry_after: u64 },
-    /// The job ran and failed (500 with the job's reason).
-    #[error("job {job} failed: {reason}")]
-    JobFailed { job: String, reason: String },
-    /// A bug or an unexpected failure of ours (500).
-    #[error("{0}")]
+    QueueFull,
+    /// A dependency is down (503 + Retry-After). The cause is logged, not shown.
+    #[error("{dependency} is unavailable; retry later")]
+    Unavailable { dependency: &'static str, cause: String },
+    /// The job ran and failed: a client error (its input, found bad only when
+    /// decoded: 422 with the input's code and field) or the pipeline's (500).
+    #[error("job {job} failed: {failure}")]
+    JobFailed { job: String, failure: JobFailure },
+    /// A bug or an unexpected failure of ours (500). The cause is logged, not shown.
+    #[error("internal error")]
     Internal(String),
 }
 
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`invalid_field`, `queue_full`, ...).
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The request field at fault (`inputImages[0].url`), when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The job concerned, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
 impl ApiError {
+    /// A dependency failed: `dependency` is named to the client, `cause` only logged.
+    pub fn unavailable(dependency: &'static str, cause: &dyn std::error::Error) -> Self {
+        Self::Unavailable {
+            dependency,
+            cause: error_chain(cause),
+        }
+    }
+
     /// The HTTP status and the stable machine-readable code of this error.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             Self::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
@@ -55,8 +95,11 @@ impl ApiError {
             Self::Fetch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "input_unreachable"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::QueueFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
+            Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::JobFailed { failure, .. } if failure.is_client_error() => {
+                (client_failure_status(&failure.code), failure.code.as_str())
+            }
             Self::JobFailed { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "job_failed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -68,6 +111,7 @@ impl ApiError {
             | Self::UnsupportedMedia { field, .. }
             | Self::Fetch { field, .. } => Some(field),
             Self::TooLarge { field, .. } => field.as_deref(),
+            Self::JobFailed { failure, .. } => failure.field.as_deref(),
             _ => None,
         }
     }
@@ -77,31 +121,51 @@ impl ApiError {
             Self::InvalidField { message, .. }
             | Self::UnsupportedMedia { message, .. }
             | Self::Fetch { message, .. } => message.clone(),
+            Self::JobFailed { job, failure } if failure.is_client_error() => {
+                format!("job {job} failed: {}", failure.message)
+            }
             other => other.to_string(),
         }
+    }
+
+    /// The body this error answers with.
+    pub fn body(&self) -> ErrorBody {
+        let (_, code) = self.status_and_code();
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: self.message(),
+                field: self.field().map(str::to_string),
+                request_id: match self {
+                    Self::JobFailed { job, .. } => Some(job.clone()),
+                    _ => None,
+                },
+            },
+        }
+    }
+}
+
+/// The status of a job that failed on its client's input.
+fn client_failure_status(code: &str) -> StatusCode {
+    match code {
+        "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status.is_server_error() {
-            tracing::warn!(error = %self, code, "request failed");
+        match &self {
+            Self::Unavailable { dependency, cause } => {
+                tracing::warn!(code, dependency, cause, "request failed");
+            }
+            Self::Internal(cause) => tracing::error!(code, cause, "request failed"),
+            _ if status.is_server_error() => tracing::warn!(code, error = %self, "request failed"),
+            _ => {}
         }
-        let mut error = json!({ "code": code, "message": self.message() });
-        if let Some(field) = self.field() {
-            error["field"] = json!(field);
-        }
-        if let Self::JobFailed { job, .. } = &self {
-            error["request_id"] = json!(job);
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
-        if let Self::QueueFull { retry_after } | Self::Unavailable { retry_after, .. } = self
-            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
+        (status, Json(self.body())).into_response()
     }
 }
 
@@ -111,5 +175,80 @@ impl From<atelier_core::ValidationError> for ApiError {
             field: e.field,
             message: e.message,
         }
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::QueueFull => Self::QueueFull,
+            other => Self::unavailable("the message broker", &other),
+        }
+    }
+}
+
+impl From<JobStoreError> for ApiError {
+    fn from(e: JobStoreError) -> Self {
+        Self::unavailable("the job store", &e)
+    }
+}
+
+/// A missing blob is the caller's business (usually a 404); everything else
+/// about the blob store is an outage.
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        Self::unavailable("the blob store", &e)
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        Self::Unavailable {
+            dependency: "the status service",
+            cause: format!("{:?}: {}", status.code(), status.message()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Internal(format!("a blocking task died: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_input_failure_is_the_clients_422_naming_the_field() {
+        let failure = JobFailure::new("invalid_image", "truncated").with_field("inputImages[0].url");
+        let e = ApiError::JobFailed {
+            job: "j1".into(),
+            failure,
+        };
+        let (status, code) = e.status_and_code();
+        assert_eq!(
+            (status, code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_image")
+        );
+        let body = e.body();
+        assert_eq!(body.error.field.as_deref(), Some("inputImages[0].url"));
+        assert_eq!(body.error.request_id.as_deref(), Some("j1"));
+    }
+
+    #[test]
+    fn outages_say_which_dependency_and_nothing_internal() {
+        let e = ApiError::from(BrokerError::Unavailable(
+            "amqp://guest:secret@rabbit: refused".into(),
+        ));
+        let body = e.body();
+        assert_eq!(e.status_and_code().0, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body.error.message.contains("secret"), "{body:?}");
+        assert!(body.error.message.contains("message broker"));
+        assert_eq!(
+            ApiError::from(BrokerError::QueueFull).status_and_code().1,
+            "queue_full"
+        );
     }
 }

@@ -9,7 +9,21 @@ use axum::response::{IntoResponse, Response};
 
 use crate::{ApiError, AppState};
 
-/// Serves one artefact of a job.
+/// One artefact of a job.
+#[utoipa::path(
+    get,
+    path = "/api/v1/files/{id}/{path}",
+    operation_id = "getFile",
+    tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's request_id"),
+        ("path" = String, Path, description = "The artefact's path, as the result's URLs give it"),
+    ),
+    responses(
+        (status = 200, description = "The file, with its content type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "Unknown job or file", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn get_file(
     State(app): State<AppState>,
     Path((id, path)): Path<(String, String)>,
@@ -29,14 +43,12 @@ pub async fn get_file(
             [
                 (header::CONTENT_TYPE, keys::content_type(&path)),
                 (header::CACHE_CONTROL, "private, max-age=3600"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             bytes,
         )
             .into_response()),
         Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => Err(not_found()),
-        Err(e) => Err(ApiError::Unavailable {
-            message: format!("blob store unavailable: {e}"),
-            retry_after: app.retry_after(),
-        }),
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,29 +1,31 @@
-//! `atelier-gateway`: the HTTP API of API.md in front of the broker-based
-//! pipeline.
+//! `atelier-gateway`: the HTTP API of `docs/api.md` in front of the pipeline.
 //!
 //! It validates requests, fetches and sniffs the photos, creates the job row,
-//! publishes the first stage's message with publisher confirms, and answers
-//! synchronously (waiting on the job's events, as the old service did) or with
-//! 202. It keeps no job state of its own: every gateway reads the same job store
-//! and hears the same events, so a job submitted to one can be read, awaited and
-//! cancelled through any other.
+//! puts the job on the bus with publisher confirms, and answers synchronously
+//! (waiting on the job's events, as the old service did) or with 202. It keeps
+//! no job state of its own: every gateway reads the same job store and hears
+//! the same events, so a job submitted to one can be read, awaited and
+//! cancelled through any other. The same library serves the distributed stack
+//! (`atelier-gateway`) and `atelier serve`.
 
 mod body;
 mod error;
-mod events;
 mod files;
 mod inputs;
 mod jobs;
+pub mod model;
 pub mod openapi;
 mod ops;
 mod queue;
 mod service;
 mod state;
+mod stream;
 mod submit;
 mod wait;
+mod watch;
 
-pub use error::ApiError;
-pub use events::EventFeed;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use inputs::Fetcher;
-pub use service::{GatewayError, build_state, router, run_main, serve};
+pub use service::{GatewayError, bind, build_state, router, run, run_main, serve};
 pub use state::AppState;
+pub use watch::EventFeed;

@@ -1,41 +1,51 @@
 //! Liveness, readiness, metrics and the OpenAPI document.
 
-use atelier_core::keys;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::AppState;
+use crate::model::{HealthBody, ReadyBody, ReadyChecks};
 
-/// `GET /healthz`: the process is alive.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// A key that never exists: its lookup proves the blob store answers.
+const BLOB_PROBE_KEY: &str = "readyz-probe";
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "ops",
+    responses((status = 200, description = "Alive", body = HealthBody)))]
+pub async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody { status: "ok".into() })
 }
 
-/// `GET /readyz`: the broker, the job store and the blob store are reachable.
+/// The broker, the job store and the blob store are reachable.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = ReadyBody),
+        (status = 503, description = "A dependency does not answer", body = ReadyBody),
+    ))]
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let broker = app.broker.is_connected();
-    let jobs = app.jobs.ping().await.is_ok();
-    let blobs = app.blobs.size(keys::CANCELLED).await.is_ok();
-    let ready = broker && jobs && blobs;
+    let checks = ReadyChecks {
+        broker: app.bus.is_connected(),
+        job_store: app.jobs.ping().await.is_ok(),
+        blob_store: app.blobs.size(BLOB_PROBE_KEY).await.is_ok(),
+    };
+    let ready = checks.broker && checks.job_store && checks.blob_store;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
-            "checks": { "broker": broker, "job_store": jobs, "blob_store": blobs },
-        })),
-    )
-        .into_response()
+    let body = ReadyBody {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        checks,
+    };
+    (status, Json(body)).into_response()
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
     match &app.metrics {
         Some(handle) => (
@@ -47,7 +57,13 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     }
 }
 
-/// `GET /api/v1/openapi.json`.
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "openapi", tag = "ops",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
+        .into_response()
 }

@@ -1,36 +1,43 @@
-//! The router and the process around it.
+//! The router and the process around it. [`run`] serves a ready [`AppState`]
+//! on a given listener (so `atelier serve` and tests pass their own); [`serve`]
+//! builds everything from settings for the gateway binary.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atelier_broker::Broker;
+use atelier_bus::JobBus;
 use atelier_core::settings::Settings;
+use atelier_jobs::JobStore;
 use atelier_proto::v1::status_service_client::StatusServiceClient;
-use atelier_storage::{BlobStore, JobStore, PgJobStore};
+use atelier_storage::BlobStore;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::routing::get;
 use axum::response::Response;
-use axum::routing::{get, post};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::{ApiError, AppState, EventFeed, Fetcher, files, jobs, ops, queue, submit};
+use crate::{ApiError, AppState, EventFeed, Fetcher};
 
 /// Errors that stop the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("broker: {0}")]
-    Broker(#[from] atelier_broker::BrokerError),
-    #[error("storage: {0}")]
-    Storage(#[from] atelier_storage::StorageError),
-    #[error("HTTP client: {0}")]
+    #[error("cannot reach the message broker")]
+    Broker(#[from] atelier_bus::BrokerError),
+    #[error("cannot open the blob store")]
+    Blobs(#[from] atelier_storage::StorageError),
+    #[error("cannot open the job store")]
+    Jobs(#[from] atelier_jobs::JobStoreError),
+    #[error("cannot build the HTTP client")]
     Http(#[from] reqwest::Error),
-    #[error("status service URL: {0}")]
+    #[error("invalid status service URL")]
     StatusUrl(#[from] tonic::transport::Error),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
         #[source]
@@ -38,30 +45,35 @@ pub enum GatewayError {
     },
 }
 
-/// Every route of API.md over `app`.
+/// Every route of the API over `app`.
 pub fn router(app: AppState) -> Router {
     let body_limit = app.settings.gateway.max_body_bytes;
-    Router::new()
-        .route("/api/v1/generate/image", post(submit::generate_images))
-        .route("/api/v1/generate", post(submit::generate_full))
-        .route("/api/v1/status/queue", get(queue::queue_status))
-        .route("/api/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
-        .route("/api/v1/jobs/{id}/events", get(jobs::job_events))
-        .route("/api/v1/files/{id}/{*path}", get(files::get_file))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/v1/openapi.json", get(ops::openapi))
+    let (routes, _) = crate::openapi::api_router().split_for_parts();
+    routes
+        .route(crate::openapi::FILES_ROUTE, get(crate::files::get_file))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(app.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), retry_after))
+        .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(app)
 }
 
+/// Every 503 says when to come back.
+async fn retry_after(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::RETRY_AFTER)
+        && let Ok(v) = HeaderValue::from_str(&app.settings.gateway.retry_after_seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
 /// Counts requests and their latency per route and status.
-async fn record_metrics(State(_app): State<AppState>, request: Request, next: Next) -> Response {
+async fn record_metrics(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -77,31 +89,26 @@ async fn record_metrics(State(_app): State<AppState>, request: Request, next: Ne
     response
 }
 
-/// Builds the shared state from `settings`.
+/// The shared state over ready dependencies; starts this gateway's event feed
+/// (until `shutdown`).
 pub async fn build_state(
-    settings: Settings,
+    settings: Arc<Settings>,
+    bus: JobBus,
+    jobs: Arc<dyn JobStore>,
+    blobs: BlobStore,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: &CancellationToken,
 ) -> Result<AppState, GatewayError> {
-    let settings = Arc::new(settings);
-    let jobs: Arc<dyn JobStore> = Arc::new(PgJobStore::connect(&settings.database).await?);
-    let broker = Broker::connect(
-        settings.broker.clone(),
-        settings.pipeline.max_queue_size,
-        "atelier-gateway",
-    )
-    .await?;
-    let blobs = BlobStore::from_url(&settings.blobs.url)?;
     let fetcher = Fetcher::new(&settings.gateway, settings.limits.clone())?;
     let channel = tonic::transport::Endpoint::from_shared(settings.gateway.status_url.clone())?
         .connect_timeout(Duration::from_millis(settings.gateway.status_timeout_ms))
         .timeout(Duration::from_millis(settings.gateway.status_timeout_ms))
         .connect_lazy();
     let events = EventFeed::default();
-    tokio::spawn(events.clone().run(broker.clone(), shutdown.clone()));
+    events.clone().start(&bus, shutdown.clone()).await?;
     Ok(AppState {
         settings,
-        broker,
+        bus,
         jobs,
         blobs,
         events,
@@ -111,34 +118,55 @@ pub async fn build_state(
     })
 }
 
-/// Serves until `shutdown`; `ready` receives the bound address once listening.
+/// Binds `addr`, naming it in the error.
+pub async fn bind(addr: &str) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Serves `app` on `listener` until `shutdown`.
+pub async fn run(
+    app: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    tracing::info!(%addr, "gateway listening");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(|source| GatewayError::Listen { addr, source })?;
+    shutdown.cancel();
+    Ok(())
+}
+
+/// The gateway process: PostgreSQL, RabbitMQ, the configured blob store, on
+/// `gateway.bind`. `ready` receives the bound address once listening.
 pub async fn serve(
     settings: Settings,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), GatewayError> {
-    let bind = settings.gateway.bind.clone();
-    let app = build_state(settings, metrics, &shutdown).await?;
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|source| GatewayError::Listen {
-            addr: bind.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| GatewayError::Listen {
-        addr: bind.clone(),
-        source,
-    })?;
-    tracing::info!(%addr, "gateway listening");
-    if let Some(ready) = ready {
+    let settings = Arc::new(settings);
+    let jobs = atelier_jobs::connect(&settings.database).await?;
+    let bus = JobBus::rabbitmq(&settings, "atelier-gateway").await?;
+    let blobs = BlobStore::from_url(&settings.blobs.url)?;
+    let app = build_state(settings.clone(), bus.clone(), jobs, blobs, metrics, &shutdown).await?;
+    let listener = bind(&settings.gateway.bind).await?;
+    if let Some(ready) = ready
+        && let Ok(addr) = listener.local_addr()
+    {
         let _ = ready.send(addr);
     }
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(|source| GatewayError::Listen { addr: bind, source })?;
-    shutdown.cancel();
+    run(app, listener, shutdown).await?;
+    bus.close().await;
     tracing::info!("gateway stopped");
     Ok(())
 }

@@ -4,40 +4,75 @@
 
 use std::time::Duration;
 
-use atelier_broker::{BrokerError, MessageMeta};
+use atelier_core::event::{EventKind, JobEvent, JobStatus};
 use atelier_core::job::{JobId, JobKind, JobSpec, StoredInput};
 use atelier_core::keys;
-use atelier_core::pipeline::{JobState, Stage};
+use atelier_core::pipeline::JobState;
 use atelier_core::request::GenerateRequest;
-use atelier_proto::v1::EventKind;
-use atelier_storage::{JobStatus, NewJob};
-use axum::Json;
+use atelier_jobs::NewJob;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::IntoParams;
 
 use crate::body::parse_request;
 use crate::inputs::FetchedInput;
-use crate::wait::wait_for_job;
+use crate::wait::{accepted, wait_for_job};
 use crate::{ApiError, AppState};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Longest input URL kept in the job spec (data: URIs are summarised).
 const MAX_SOURCE_CHARS: usize = 512;
+/// Who publishes a job's `queued` event.
+const GATEWAY: &str = "gateway";
 
 /// Query parameters of the generate endpoints.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SubmitQuery {
-    /// `?wait=false` asks for the asynchronous answer, like `Prefer: respond-async`.
+    /// `false` asks for the asynchronous answer, like `Prefer: respond-async`.
     pub wait: Option<bool>,
 }
 
-/// `POST /api/v1/generate/image`: images only.
+/// Headers the generate endpoints read.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "documents the headers for OpenAPI; handlers read the HeaderMap"
+)]
+pub struct SubmitHeaders {
+    /// `respond-async` answers 202 at once.
+    #[param(rename = "Prefer")]
+    prefer: Option<String>,
+    /// A repeat with the same key returns the same job (1 to 255 visible ASCII characters).
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
+/// Images only: the garment on every requested background, upscaled on request.
+#[utoipa::path(
+    post,
+    path = "/api/v1/generate/image",
+    operation_id = "generateImages",
+    tag = "generate",
+    params(SubmitQuery, SubmitHeaders),
+    request_body(content = GenerateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The job's result (the call waited for it)", body = atelier_core::response::GenerateResponse),
+        (status = 202, description = "Accepted; follow status_url", body = crate::model::Accepted),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 413, description = "Body or image too large", body = crate::error::ErrorBody),
+        (status = 415, description = "Not an image, or an unsupported format", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid field, unreachable or unusable input", body = crate::error::ErrorBody),
+        (status = 500, description = "The job failed", body = crate::error::ErrorBody),
+        (status = 503, description = "Queue full or a dependency unavailable (Retry-After)", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn generate_images(
     State(app): State<AppState>,
     query: Result<Query<SubmitQuery>, QueryRejection>,
@@ -45,10 +80,28 @@ pub async fn generate_images(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (query, body) = read_parts(query, body)?;
-    submit(app, JobKind::Images, query, &headers, &body).await
+    submit(app, JobKind::Images, query, &headers, body).await
 }
 
-/// `POST /api/v1/generate`: images, video and report.
+/// Images, video and Excel report.
+#[utoipa::path(
+    post,
+    path = "/api/v1/generate",
+    operation_id = "generate",
+    tag = "generate",
+    params(SubmitQuery, SubmitHeaders),
+    request_body(content = GenerateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The job's result (the call waited for it)", body = atelier_core::response::GenerateResponse),
+        (status = 202, description = "Accepted; follow status_url", body = crate::model::Accepted),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 413, description = "Body or image too large", body = crate::error::ErrorBody),
+        (status = 415, description = "Not an image, or an unsupported format", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid field, unreachable or unusable input", body = crate::error::ErrorBody),
+        (status = 500, description = "The job failed", body = crate::error::ErrorBody),
+        (status = 503, description = "Queue full or a dependency unavailable (Retry-After)", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn generate_full(
     State(app): State<AppState>,
     query: Result<Query<SubmitQuery>, QueryRejection>,
@@ -56,7 +109,7 @@ pub async fn generate_full(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (query, body) = read_parts(query, body)?;
-    submit(app, JobKind::Full, query, &headers, &body).await
+    submit(app, JobKind::Full, query, &headers, body).await
 }
 
 /// Turns axum's rejections into the API's errors.
@@ -86,50 +139,34 @@ async fn submit(
     kind: JobKind,
     query: SubmitQuery,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     // A body with data: URIs can be tens of megabytes: parse it off the runtime.
-    let request = {
-        let body = Bytes::copy_from_slice(body);
-        tokio::task::spawn_blocking(move || parse_request(&body))
-            .await
-            .map_err(|e| ApiError::Internal(format!("request parsing died: {e}")))??
-    };
+    let request = tokio::task::spawn_blocking(move || parse_request(&body)).await??;
     let respond_async = wants_async(headers, &query);
     let idempotency_key = idempotency_key(headers)?;
     if let Some(key) = &idempotency_key
-        && let Some(existing) = app
-            .jobs
-            .find_by_idempotency_key(key)
-            .await
-            .map_err(|e| store_down(&app, e))?
+        && let Some(existing) = app.jobs.find_by_idempotency_key(key).await?
     {
         return answer_existing(&app, existing.id, respond_async).await;
     }
     let inputs = app.fetcher.fetch_all(&request).await?;
-    let id = JobId::new();
+    let state = new_state(kind, request, &inputs);
+    let id = state.spec.id;
     let created = app
         .jobs
-        .create(NewJob {
-            id,
-            idempotency_key,
-            kind,
-            priority: request.effective_priority(),
-            request: serde_json::to_value(&request).map_err(|e| ApiError::Internal(e.to_string()))?,
-            submitted_at_ms: atelier_core::clock::now_ms(),
-        })
-        .await
-        .map_err(|e| store_down(&app, e))?;
+        .create(NewJob::new(state.clone(), idempotency_key))
+        .await?;
     if created.existing {
         // Another call with the same key won the race.
         return answer_existing(&app, created.job.id, respond_async).await;
     }
-    let feed = app.events.subscribe();
-    if let Err(error) = enqueue(&app, id, kind, request, inputs).await {
+    let watch = app.events.watch(id);
+    if let Err(error) = enqueue(&app, &state, inputs).await {
         // The job never entered the pipeline: forget it, so a retry with the
         // same Idempotency-Key starts afresh.
         if let Err(e) = app.jobs.delete(id).await {
-            tracing::warn!(job = %id, error = %e, "could not remove a job that was refused");
+            tracing::warn!(job = %id, error = %atelier_core::error::error_chain(&e), "could not remove a job that was refused");
         }
         return Err(error);
     }
@@ -138,90 +175,53 @@ async fn submit(
         return Ok(accepted(id, JobStatus::Queued));
     }
     let wait = Duration::from_secs(app.settings.gateway.sync_wait_seconds);
-    wait_for_job(&app, id, feed, wait).await
+    wait_for_job(&app, id, watch, wait).await
 }
 
-/// Stores the inputs, publishes the first stage's message and the queued event.
-async fn enqueue(
-    app: &AppState,
-    id: JobId,
-    kind: JobKind,
-    request: GenerateRequest,
-    inputs: Vec<FetchedInput>,
-) -> Result<(), ApiError> {
-    let blobs = app.blobs.scoped(keys::job_prefix(&id));
-    let mut stored = Vec::with_capacity(inputs.len());
-    for (n, (input, image)) in inputs.into_iter().zip(&request.input_images).enumerate() {
-        let key = keys::input(n, input.format.extension());
-        blobs
-            .put(&key, input.bytes)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                message: format!("blob store unavailable: {e}"),
-                retry_after: app.retry_after(),
-            })?;
-        stored.push(StoredInput {
-            key,
+/// The job's initial state: its spec with the keys its inputs will be stored under.
+fn new_state(kind: JobKind, request: GenerateRequest, inputs: &[FetchedInput]) -> JobState {
+    let stored = inputs
+        .iter()
+        .zip(&request.input_images)
+        .enumerate()
+        .map(|(n, (input, image))| StoredInput {
+            key: keys::input(n, input.format.extension()),
             source: summarise_source(&image.url),
-        });
-    }
-    let priority = request.effective_priority();
-    let spec = JobSpec {
-        id,
+        })
+        .collect();
+    JobState::new(JobSpec {
+        id: JobId::new(),
         kind,
         request,
         inputs: stored,
         submitted_at_ms: atelier_core::clock::now_ms(),
-    };
-    let state = JobState::new(spec);
-    let meta = MessageMeta {
-        job_id: id.to_string(),
-        attempt: 1,
-        priority,
-        traceparent: Some(atelier_broker::new_traceparent()),
-        deadline_ms: None,
-    };
+    })
+}
+
+/// Stores the inputs, publishes the queued event and the first stage's message.
+async fn enqueue(app: &AppState, state: &JobState, inputs: Vec<FetchedInput>) -> Result<(), ApiError> {
+    let id = state.spec.id;
+    let blobs = app.blobs.scoped(keys::job_prefix(&id));
+    for (input, stored) in inputs.into_iter().zip(&state.spec.inputs) {
+        blobs.put(&stored.key, input.bytes).await?;
+    }
     // The queued event first (confirmed), so it precedes the worker's events in
     // the job's history. If the job is then refused, its row and history go.
-    let event = atelier_proto::event(id, EventKind::Queued, None, 1, 0.0, None, None, "gateway");
-    app.broker
-        .publish_event(
-            &atelier_proto::event_routing_key(&event),
-            &atelier_proto::encode_event(&event),
-        )
-        .await
-        .map_err(|e| broker_error(app, e))?;
-    let body = atelier_proto::encode_stage(Stage::Analysis, &state);
-    app.broker
-        .publish_stage(Stage::Analysis, &body, &meta)
-        .await
-        .map_err(|e| broker_error(app, e))?;
+    app.bus
+        .emit(&JobEvent::new(id, EventKind::Queued, GATEWAY))
+        .await?;
+    app.bus.submit(state, None).await?;
     Ok(())
 }
 
 async fn answer_existing(app: &AppState, id: JobId, respond_async: bool) -> Result<Response, ApiError> {
+    let watch = app.events.watch(id);
     if respond_async {
-        let job = app.jobs.get(id).await.map_err(|e| store_down(app, e))?;
-        let status = job.map_or(JobStatus::Queued, |j| j.status);
-        return Ok(accepted(id, status));
+        let job = crate::wait::load(app, id).await?;
+        return Ok(accepted(id, job.status));
     }
-    let feed = app.events.subscribe();
     let wait = Duration::from_secs(app.settings.gateway.sync_wait_seconds);
-    wait_for_job(app, id, feed, wait).await
-}
-
-/// The asynchronous answer: 202 and where to look.
-pub fn accepted(id: JobId, status: JobStatus) -> Response {
-    let url = format!("/api/v1/jobs/{id}");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({ "request_id": id.to_string(), "status": status.as_str(), "status_url": url })),
-    )
-        .into_response();
-    if let Ok(v) = header::HeaderValue::from_str(&url) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    response
+    wait_for_job(app, id, watch, wait).await
 }
 
 fn wants_async(headers: &HeaderMap, query: &SubmitQuery) -> bool {
@@ -255,24 +255,4 @@ fn summarise_source(url: &str) -> String {
         return format!("{kind} URI ({} characters)", url.len());
     }
     url.chars().take(MAX_SOURCE_CHARS).collect()
-}
-
-/// The job store failing is a 503, not a 500: the request can be retried.
-pub fn store_down(app: &AppState, error: atelier_storage::StorageError) -> ApiError {
-    ApiError::Unavailable {
-        message: format!("job store unavailable: {error}"),
-        retry_after: app.retry_after(),
-    }
-}
-
-fn broker_error(app: &AppState, error: BrokerError) -> ApiError {
-    match error {
-        BrokerError::QueueFull => ApiError::QueueFull {
-            retry_after: app.retry_after(),
-        },
-        other => ApiError::Unavailable {
-            message: format!("message broker unavailable: {other}"),
-            retry_after: app.retry_after(),
-        },
-    }
 }

@@ -1,123 +1,89 @@
-//! Waiting for a job's end: on the event feed, with the job store as the source
-//! of truth (a job that ended before the wait began, on another gateway, or while
-//! this gateway's feed was reconnecting is still found).
+//! Waiting for a job's end, as the old API did: on the event feed, with the
+//! job store as the source of truth (a job that ended before the wait began, on
+//! another gateway, or while this gateway's feed was reconnecting is still found).
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use atelier_core::event::JobStatus;
 use atelier_core::job::JobId;
-use atelier_core::pipeline::JobState;
-use atelier_core::response::GenerateResponse;
-use atelier_proto::v1::{EventKind, JobEvent};
-use atelier_storage::{JobRecord, JobStatus};
+use atelier_jobs::JobRecord;
 use axum::Json;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::submit::{accepted, store_down};
+use crate::model::{Accepted, result_body, status_url};
+use crate::watch::{JobWatch, Wake, settle};
 use crate::{ApiError, AppState};
 
-/// How often a waiting request re-reads the job store even without events.
+/// How often a waiting request re-reads the job store even without news.
 const RECHECK: Duration = Duration::from_secs(2);
-/// Longest wait for the job store to show an end the event feed announced.
-const SETTLE_LIMIT: Duration = Duration::from_secs(2);
-/// Poll interval of that wait.
-const SETTLE_POLL: Duration = Duration::from_millis(5);
 
 /// Waits up to `limit` for job `id` to end and answers as the old API did: the
 /// result (200), the failure, or — when the wait runs out — 202 with the job URL.
 pub async fn wait_for_job(
     app: &AppState,
     id: JobId,
-    mut feed: broadcast::Receiver<Arc<JobEvent>>,
+    mut watch: JobWatch,
     limit: Duration,
 ) -> Result<Response, ApiError> {
     let deadline = Instant::now() + limit;
-    let wanted = id.to_string();
     loop {
-        let job = app
-            .jobs
-            .get(id)
-            .await
-            .map_err(|e| store_down(app, e))?
-            .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+        let job = load(app, id).await?;
         if job.status.is_terminal() {
-            return final_answer_from_record(&job);
+            return final_answer(&job);
         }
-        let recheck = (Instant::now() + RECHECK).min(deadline);
-        loop {
-            match tokio::time::timeout_at(recheck, feed.recv()).await {
-                Ok(Ok(event)) if event.job_id == wanted && atelier_proto::is_final_event(&event) => {
-                    settle(app, id).await;
-                    return final_answer_from_event(id, &event);
+        match watch.next((Instant::now() + RECHECK).min(deadline)).await {
+            Wake::Event(event) if event.is_final() => {
+                let ended = settle(|| async {
+                    let job = load(app, id).await?;
+                    Ok::<_, ApiError>(job.status.is_terminal().then_some(job))
+                })
+                .await?;
+                if let Some(job) = ended {
+                    return final_answer(&job);
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
-                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => break,
             }
-        }
-        if Instant::now() >= deadline {
-            return Ok(accepted(id, job.status));
-        }
-    }
-}
-
-/// Gives the status service a moment to record the end the gateway just heard
-/// of, so a client that reads the job right after our answer sees it finished.
-/// Bounded: the answer never waits on a slow status service for long.
-async fn settle(app: &AppState, id: JobId) {
-    let deadline = Instant::now() + SETTLE_LIMIT;
-    while Instant::now() < deadline {
-        match app.jobs.get(id).await {
-            Ok(Some(job)) if !job.status.is_terminal() => tokio::time::sleep(SETTLE_POLL).await,
-            _ => return,
+            Wake::Event(_) | Wake::Missed => {}
+            Wake::Timeout if Instant::now() >= deadline => return Ok(accepted(id, job.status)),
+            Wake::Timeout => {}
         }
     }
 }
 
-fn final_answer_from_event(id: JobId, event: &JobEvent) -> Result<Response, ApiError> {
-    match EventKind::try_from(event.kind) {
-        Ok(EventKind::Completed) => {
-            let state = atelier_proto::event_state(event)
-                .ok()
-                .flatten()
-                .ok_or_else(|| ApiError::Internal(format!("job {id} completed without a result")))?;
-            Ok(completed(&state))
-        }
-        Ok(EventKind::Failed) => Err(ApiError::JobFailed {
-            job: id.to_string(),
-            reason: event.error.clone().unwrap_or_else(|| "unknown reason".into()),
-        }),
-        _ => Err(ApiError::Conflict(format!("job {id} was cancelled"))),
-    }
+/// The job `id`, or 404.
+pub async fn load(app: &AppState, id: JobId) -> Result<JobRecord, ApiError> {
+    app.jobs
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
 }
 
-fn final_answer_from_record(job: &JobRecord) -> Result<Response, ApiError> {
+/// The answer to a synchronous call about a finished job.
+pub fn final_answer(job: &JobRecord) -> Result<Response, ApiError> {
     match job.status {
         JobStatus::Completed => {
             let state = job
-                .result
-                .as_ref()
-                .and_then(|v| serde_json::from_value::<JobState>(v.clone()).ok())
+                .result()
                 .ok_or_else(|| ApiError::Internal(format!("job {} completed without a result", job.id)))?;
-            Ok(completed(&state))
+            Ok(Json(result_body(state)).into_response())
         }
         JobStatus::Failed => Err(ApiError::JobFailed {
             job: job.id.to_string(),
-            reason: job.error.clone().unwrap_or_else(|| "unknown reason".into()),
+            failure: job
+                .failure
+                .clone()
+                .unwrap_or_else(|| atelier_core::event::JobFailure::stage("failed without a reason")),
         }),
-        _ => Err(ApiError::Conflict(format!("job {} was cancelled", job.id))),
+        _ => Err(ApiError::Conflict(format!("job {} was {}", job.id, job.status))),
     }
 }
 
-/// The old API's 200 body for a finished job.
-pub fn completed(state: &JobState) -> Response {
-    let id = state.spec.id;
-    Json(response_body(state, &id)).into_response()
-}
-
-/// The result body with the gateway's file URLs.
-pub fn response_body(state: &JobState, id: &JobId) -> GenerateResponse {
-    GenerateResponse::from_state(state, |key| AppState::file_url(id, key))
+/// The asynchronous answer: 202, where to look, and `Location`.
+pub fn accepted(id: JobId, status: JobStatus) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(Accepted::new(id, status))).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&status_url(&id)) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
 }

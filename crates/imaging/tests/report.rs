@@ -270,15 +270,7 @@ fn summary_names_the_request_its_analysis_and_timings() {
     assert_eq!([2, 3, 4].map(|d| number(&sheet, row, col + d)), [1.0, 1.0, 1.0]);
 
     let times = state.times;
-    for (stage, seconds) in [
-        ("queue_wait", times.queue_wait),
-        ("analysis", times.analysis),
-        ("generation", times.generation),
-        ("upscaling", times.upscaling),
-        ("post_processing", times.post_processing),
-        ("saving", times.saving),
-        ("total", times.total),
-    ] {
+    for (stage, seconds) in times.entries() {
         let (row, col) = find(stage);
         assert_eq!(number(&sheet, row, col + 1), seconds, "{stage}");
     }

@@ -17,8 +17,5 @@ mod wire;
 #[cfg(test)]
 mod fixtures;
 
-pub use event::{
-    CancelNotice, cancel_job, decode_cancel, decode_event, encode_cancel, encode_event, event, event_job_id,
-    event_kind_name, event_routing_key, event_stage, event_state, is_final_event,
-};
-pub use state::{decode_stage, encode_stage, job_state, stage_message};
+pub use event::{CancelNotice, cancel_job};
+pub use state::{job_state, stage_message};

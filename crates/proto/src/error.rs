@@ -11,7 +11,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ProtoError {
     /// The bytes are not a protobuf encoding of the expected message.
-    #[error("malformed {message} message: {source}")]
+    #[error("malformed {message} message")]
     Decode {
         message: &'static str,
         #[source]
@@ -30,7 +30,7 @@ pub enum ProtoError {
     #[error("{field}: unknown enum value {value}")]
     UnknownEnum { field: String, value: i32 },
     /// A job id that is not a UUID.
-    #[error("{field}: `{value}` is not a job id: {source}")]
+    #[error("{field}: `{value}` is not a job id")]
     JobId {
         field: String,
         value: String,

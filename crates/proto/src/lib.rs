@@ -10,11 +10,7 @@
 pub mod convert;
 pub mod error;
 
-pub use convert::{
-    CancelNotice, cancel_job, decode_cancel, decode_event, decode_stage, encode_cancel, encode_event,
-    encode_stage, event, event_job_id, event_kind_name, event_routing_key, event_stage, event_state,
-    is_final_event, job_state, stage_message,
-};
+pub use convert::{CancelNotice, cancel_job, job_state, stage_message};
 pub use error::ProtoError;
 
 /// Code generated from `proto/atelier/v1` (messages, `StatusService` client and

@@ -4,18 +4,17 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use atelier_broker::Names;
 use atelier_core::job::JobId;
 use atelier_core::settings::Settings;
+use atelier_jobs::{JobStore, JobStoreError};
 use atelier_proto::v1::{self, status_service_server::StatusService};
-use atelier_storage::{JobStore, StorageError};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use atelier_proto::is_final_event as is_final;
-
-use crate::convert::{event_of, status_of};
+use crate::convert::status_of;
 use crate::{EventHub, QueueWatch};
 
 /// Events a slow `WatchJob` client may lag behind before its stream ends.
@@ -42,10 +41,11 @@ impl StatusApi {
     }
 }
 
-/// The one place storage errors become gRPC statuses.
-fn internal(error: StorageError) -> Status {
-    tracing::warn!(%error, "job store failed");
-    Status::unavailable(format!("job store unavailable: {error}"))
+/// The one place job store errors become gRPC statuses: logged with their
+/// cause, answered without it.
+fn internal(error: JobStoreError) -> Status {
+    tracing::warn!(error = %atelier_core::error::error_chain(&error), "job store failed");
+    Status::unavailable("the job store is unavailable")
 }
 
 fn parse_id(raw: &str) -> Result<JobId, Status> {
@@ -75,7 +75,7 @@ impl StatusService for StatusApi {
                 let s = stats.iter().find(|s| s.stage == *stage);
                 v1::StageQueue {
                     stage: v1::Stage::from(*stage).into(),
-                    queue: atelier_broker::Names::new(&self.settings.broker.prefix).stage_queue(*stage),
+                    queue: Names::new(&self.settings.broker.prefix).stage_queue(*stage),
                     depth: q.messages,
                     consumers: q.consumers,
                     running: s.map_or(0, |s| to_u32(s.running)),
@@ -119,14 +119,12 @@ impl StatusService for StatusApi {
         };
         let history = self.store.events(id).await.map_err(internal)?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        let id_text = id.to_string();
         tokio::spawn(async move {
             let mut seen = HashSet::new();
-            for record in &history {
-                let event = event_of(record);
-                seen.insert((event.kind, event.stage, event.attempt));
-                let done = is_final(&event);
-                if tx.send(Ok(event)).await.is_err() || done {
+            for stored in &history {
+                seen.insert(stored.event.identity());
+                let done = stored.event.is_final();
+                if tx.send(Ok(v1::JobEvent::from(&stored.event))).await.is_err() || done {
                     return;
                 }
             }
@@ -135,12 +133,12 @@ impl StatusService for StatusApi {
             }
             loop {
                 match live.recv().await {
-                    Ok(event) if event.job_id == id_text => {
-                        if !seen.insert((event.kind, event.stage, event.attempt)) {
+                    Ok(event) if event.job == id => {
+                        if !seen.insert(event.identity()) {
                             continue;
                         }
-                        let done = is_final(&event);
-                        if tx.send(Ok((*event).clone())).await.is_err() || done {
+                        let done = event.is_final();
+                        if tx.send(Ok(v1::JobEvent::from(&*event))).await.is_err() || done {
                             return;
                         }
                     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use atelier_proto::v1::JobEvent;
+use atelier_core::event::JobEvent;
 use tokio::sync::broadcast;
 
 /// Events waiting for a slow watcher before it starts missing some (it then

@@ -1,9 +1,9 @@
 //! `atelier-status`: the one writer of job progress and the source of the
 //! pipeline's numbers.
 //!
-//! It consumes every job event through its own durable queue (so events wait
+//! It consumes every job event through its own durable feed (so events wait
 //! while it restarts), records them in the job store, keeps a fresh view of queue
-//! depths and consumer counts from RabbitMQ, and serves `atelier.v1.StatusService`
+//! depths and consumer counts from the bus, and serves `atelier.v1.StatusService`
 //! over gRPC with health and reflection.
 
 mod convert;
@@ -11,10 +11,12 @@ mod grpc;
 mod hub;
 mod queues;
 mod recorder;
+mod resume;
 mod service;
 
 pub use grpc::StatusApi;
 pub use hub::EventHub;
 pub use queues::QueueWatch;
 pub use recorder::record_events;
-pub use service::{StatusError, run_main, serve};
+pub use resume::{Resumed, resume_unfinished};
+pub use service::{StatusError, bind, run, run_main, serve};

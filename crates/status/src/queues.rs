@@ -1,17 +1,18 @@
-//! A cached view of the stage queues, refreshed from RabbitMQ on a timer so
+//! A cached view of the stage queues, refreshed from the bus on a timer so
 //! `GetQueueStatus` answers without a broker round trip.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use atelier_broker::{Broker, QueueStats};
+use atelier_bus::{JobBus, StageDepth};
 use atelier_core::pipeline::Stage;
 use tokio_util::sync::CancellationToken;
 
-/// Latest depth and consumer count per stage, and whether the broker answered.
+/// Latest depth and consumer count per stage, and whether the bus answered.
 #[derive(Debug, Clone, Default)]
 pub struct QueueSnapshot {
-    pub stages: Vec<(Stage, QueueStats)>,
+    pub stages: Vec<(Stage, StageDepth)>,
+    pub dead_letters: u32,
     pub connected: bool,
 }
 
@@ -31,33 +32,38 @@ impl QueueWatch {
     }
 
     /// Reads every stage queue once and stores the result.
-    pub async fn refresh(&self, broker: &Broker) {
+    pub async fn refresh(&self, bus: &JobBus) {
         let mut stages = Vec::with_capacity(Stage::ALL.len());
         let mut connected = true;
         for stage in Stage::ALL {
-            match broker.queue_stats(stage).await {
+            match bus.queue_stats(stage).await {
                 Ok(stats) => stages.push((stage, stats)),
                 Err(error) => {
                     tracing::debug!(%error, stage = stage.as_str(), "queue stats unavailable");
                     connected = false;
-                    stages.push((stage, QueueStats::default()));
+                    stages.push((stage, StageDepth::default()));
                 }
             }
         }
+        let dead_letters = bus.dead_letter_count().await.unwrap_or_default();
         *self
             .latest
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = QueueSnapshot { stages, connected };
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = QueueSnapshot {
+            stages,
+            dead_letters,
+            connected,
+        };
     }
 
     /// Refreshes every `every` until `shutdown`.
-    pub async fn run(self, broker: Broker, every: Duration, shutdown: CancellationToken) {
+    pub async fn run(self, bus: JobBus, every: Duration, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = tick.tick() => self.refresh(&broker).await,
+                _ = tick.tick() => self.refresh(&bus).await,
             }
         }
     }

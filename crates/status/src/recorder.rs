@@ -1,71 +1,79 @@
-//! Events off the durable status queue into the job store, then to watchers.
+//! Events off the durable status feed into the job store, then to watchers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use atelier_broker::Broker;
-use atelier_storage::JobStore;
-use futures::StreamExt;
+use atelier_bus::{JobBus, StatusEvent};
+use atelier_core::error::error_chain;
+use atelier_jobs::JobStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::EventHub;
-use crate::convert::record_of;
 
-/// Pause before retrying an event the store could not take (the database is
-/// down); the event stays unacked meanwhile, so nothing is lost.
-const STORE_RETRY: Duration = Duration::from_millis(500);
+/// First pause before retrying an event the store could not take (the database
+/// is down); the event stays unacknowledged meanwhile, so nothing is lost.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(200);
+/// Longest pause between retries of one event.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Records every job event until `shutdown`. An event is acked only once the
-/// store has it, so a crash or a database outage replays instead of losing it;
-/// events are idempotent in the store, so replays are harmless.
+/// Records every job event until `shutdown`. An event is acknowledged only once
+/// the store has it, so a crash or a database outage replays instead of losing
+/// it (events are idempotent in the store). An event the store refuses for good
+/// (a value it cannot hold) is dead-lettered with the reason, and the events
+/// behind it flow on.
 pub async fn record_events(
-    broker: Broker,
-    queue: String,
+    bus: JobBus,
     store: Arc<dyn JobStore>,
     hub: EventHub,
     shutdown: CancellationToken,
-) -> Result<(), atelier_broker::BrokerError> {
-    let mut events = broker.subscribe_events("job.#", Some(&queue)).await?;
+) -> Result<(), atelier_bus::BrokerError> {
+    let mut events = bus.subscribe_status().await?;
     loop {
-        let (body, acker) = tokio::select! {
+        let next = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            next = events.next() => match next {
-                Some(item) => item,
-                None => return Ok(()),
-            },
+            next = events.next() => next,
         };
-        let event = match atelier_proto::decode_event(&body) {
-            Ok(event) => event,
+        let Some(received) = next else {
+            return Ok(());
+        };
+        if !record(&*store, received, &hub, &shutdown).await {
+            return Ok(());
+        }
+    }
+}
+
+/// Stores one event; `false` when shutdown came first (it stays unacknowledged).
+async fn record(
+    store: &dyn JobStore,
+    received: StatusEvent,
+    hub: &EventHub,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut pause = STORE_RETRY_FIRST;
+    loop {
+        match store.apply_event(&received.event).await {
+            Ok(_) => {
+                let event = received.event.clone();
+                received.ack().await;
+                hub.publish(event);
+                return true;
+            }
+            Err(error) if error.is_transient() => {
+                tracing::warn!(error = %error_chain(&error), job = %received.event.job, "cannot record event; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(STORE_RETRY_MAX);
+            }
             Err(error) => {
-                tracing::warn!(%error, "dropping an undecodable event");
-                if let Err(error) = acker.ack().await {
-                    tracing::debug!(%error, "ack failed; the event comes back");
+                let reason = format!("the job store refused the event: {}", error_chain(&error));
+                tracing::error!(job = %received.event.job, %reason, "dead-lettering an event");
+                if let Err(e) = received.dead_letter(&reason).await {
+                    tracing::warn!(error = %e, "could not dead-letter the event; it comes back");
                 }
-                continue;
-            }
-        };
-        let Some(record) = record_of(&event) else {
-            tracing::warn!(job = %event.job_id, kind = event.kind, "dropping an invalid event");
-            if let Err(error) = acker.ack().await {
-                tracing::debug!(%error, "ack failed; the event comes back");
-            }
-            continue;
-        };
-        loop {
-            match store.apply_event(&record).await {
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, job = %record.job_id, "cannot record event; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(STORE_RETRY) => {}
-                    }
-                }
+                return true;
             }
         }
-        if let Err(error) = acker.ack().await {
-            tracing::debug!(%error, "ack failed; the event comes back");
-        }
-        hub.publish(event);
     }
 }

@@ -1,13 +1,16 @@
-//! Wiring the status process: stores, broker, recorder, queue view, gRPC server.
+//! Wiring the status service: recorder, queue view and gRPC server over a job
+//! store and a bus. [`run`] takes them ready-made (so `atelier serve` passes its
+//! embedded ones); [`serve`] builds them from settings for the status binary.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atelier_broker::{Broker, Names};
+use atelier_bus::JobBus;
 use atelier_core::settings::Settings;
+use atelier_jobs::JobStore;
 use atelier_proto::v1::status_service_server::StatusServiceServer;
-use atelier_storage::{JobStore, PgJobStore};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{EventHub, QueueWatch, StatusApi, record_events};
@@ -15,50 +18,42 @@ use crate::{EventHub, QueueWatch, StatusApi, record_events};
 /// Errors that stop the status service.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
-    #[error("broker: {0}")]
-    Broker(#[from] atelier_broker::BrokerError),
-    #[error("job store: {0}")]
-    Storage(#[from] atelier_storage::StorageError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot reach the message broker")]
+    Broker(#[from] atelier_bus::BrokerError),
+    #[error("cannot open the job store")]
+    Storage(#[from] atelier_jobs::JobStoreError),
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("gRPC server: {0}")]
+    #[error("the gRPC server failed")]
     Server(#[from] tonic::transport::Error),
-    #[error("reflection: {0}")]
+    #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// Serves until `shutdown`; `ready` receives the bound address once listening.
-pub async fn serve(
-    settings: Settings,
+/// Records events from `bus` into `store` and serves `StatusService` (with
+/// health and reflection) on `listener` until `shutdown`.
+pub async fn run(
+    settings: Arc<Settings>,
+    store: Arc<dyn JobStore>,
+    bus: JobBus,
+    listener: TcpListener,
     shutdown: CancellationToken,
-    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), StatusError> {
-    let settings = Arc::new(settings);
-    let store: Arc<dyn JobStore> = Arc::new(PgJobStore::connect(&settings.database).await?);
-    let broker = Broker::connect(
-        settings.broker.clone(),
-        settings.pipeline.max_queue_size,
-        "atelier-status",
-    )
-    .await?;
     let hub = EventHub::default();
     let queues = QueueWatch::default();
-    queues.refresh(&broker).await;
-
-    let names = Names::new(&settings.broker.prefix);
+    queues.refresh(&bus).await;
     let recorder = tokio::spawn(record_events(
-        broker.clone(),
-        names.status_queue(),
+        bus.clone(),
         store.clone(),
         hub.clone(),
         shutdown.clone(),
     ));
     let poll = Duration::from_millis(settings.status.rabbitmq_poll_ms);
-    let watcher = tokio::spawn(queues.clone().run(broker.clone(), poll, shutdown.clone()));
+    let watcher = tokio::spawn(queues.clone().run(bus.clone(), poll, shutdown.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<StatusServiceServer<StatusApi>>().await;
@@ -71,22 +66,8 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let api = StatusApi::new(store, queues, hub, settings.clone());
-    let listener = tokio::net::TcpListener::bind(&settings.status.bind)
-        .await
-        .map_err(|source| StatusError::Listen {
-            addr: settings.status.bind.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StatusError::Listen {
-        addr: settings.status.bind.clone(),
-        source,
-    })?;
-    tracing::info!(%addr, "status service listening");
-    if let Some(ready) = ready {
-        let _ = ready.send(addr);
-    }
-    tonic::transport::Server::builder()
+    let api = StatusApi::new(store, queues, hub, settings);
+    let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -95,12 +76,52 @@ pub async fn serve(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.clone().cancelled_owned(),
         )
-        .await?;
+        .await;
     shutdown.cancel();
-    let _ = recorder.await;
+    match recorder.await {
+        Ok(Err(error)) => tracing::warn!(%error, "the event recorder stopped"),
+        Err(error) => tracing::warn!(%error, "the event recorder died"),
+        Ok(Ok(())) => {}
+    }
     let _ = watcher.await;
+    served?;
+    Ok(())
+}
+
+/// The status process: PostgreSQL, RabbitMQ, `status.bind`. `ready` receives
+/// the bound address once listening.
+pub async fn serve(
+    settings: Settings,
+    shutdown: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), StatusError> {
+    let settings = Arc::new(settings);
+    let store = atelier_jobs::connect(&settings.database).await?;
+    let bus = JobBus::rabbitmq(&settings, "atelier-status").await?;
+    let listener = bind(&settings.status.bind).await?;
+    if let Some(ready) = ready
+        && let Ok(addr) = listener.local_addr()
+    {
+        let _ = ready.send(addr);
+    }
+    run(settings, store, bus.clone(), listener, shutdown).await?;
+    bus.close().await;
     tracing::info!("status service stopped");
     Ok(())
+}
+
+/// Binds `addr`, naming it in the error.
+pub async fn bind(addr: &str) -> Result<TcpListener, StatusError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StatusError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(addr = %local, "status service listening");
+    }
+    Ok(listener)
 }
 
 /// The whole `main` of `atelier-status`.

@@ -5,11 +5,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use atelier_core::job::JobId;
+use atelier_bus::JobBus;
+use atelier_core::event::{EventKind, JobEvent, JobFailure};
+use atelier_core::job::{JobId, JobKind, JobSpec};
+use atelier_core::pipeline::{JobState, Stage};
 use atelier_core::settings::Settings;
+use atelier_jobs::{JobStore, NewJob, PgJobStore};
+use atelier_proto::v1;
 use atelier_proto::v1::status_service_client::StatusServiceClient;
-use atelier_proto::v1::{self, EventKind};
-use atelier_storage::{JobStore, NewJob, PgJobStore};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -54,6 +57,24 @@ async fn cleanup(settings: &Settings) {
     if let Ok(broker) = atelier_broker::Broker::connect(settings.broker.clone(), 100, "cleanup").await {
         let _ = broker.delete_topology().await;
     }
+}
+
+/// A job as the gateway creates it.
+async fn create_job(store: &dyn JobStore) -> JobId {
+    let request = serde_json::from_value(serde_json::json!({
+        "inputImages": [{ "url": "https://shop.example/a.jpg", "backgrounds": [1, 0, 0] }]
+    }))
+    .expect("request");
+    let state = JobState::new(JobSpec {
+        id: JobId::new(),
+        kind: JobKind::Images,
+        request,
+        inputs: vec![],
+        submitted_at_ms: 0,
+    });
+    let id = state.spec.id;
+    store.create(NewJob::new(state, None)).await.expect("create");
+    id
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -145,21 +166,8 @@ async fn jobs_progress_from_events_and_calls_answer() {
 
     // A job created as the gateway does, progressed by events as the workers do.
     let store = PgJobStore::connect(&settings.database).await.expect("store");
-    let id = JobId::new();
-    store
-        .create(NewJob {
-            id,
-            idempotency_key: None,
-            kind: atelier_core::job::JobKind::Images,
-            priority: 5,
-            request: serde_json::json!({}),
-            submitted_at_ms: 0,
-        })
-        .await
-        .expect("create");
-    let broker = atelier_broker::Broker::connect(settings.broker.clone(), 100, "status-test")
-        .await
-        .expect("broker");
+    let id = create_job(&store).await;
+    let bus = JobBus::rabbitmq(&settings, "status-test").await.expect("bus");
     let mut watch = client
         .watch_job(v1::GetJobRequest {
             job_id: id.to_string(),
@@ -167,21 +175,19 @@ async fn jobs_progress_from_events_and_calls_answer() {
         .await
         .expect("watch")
         .into_inner();
-    let stage = atelier_core::pipeline::Stage::Generation;
+    let stage = Stage::Generation;
     for (kind, seconds) in [
         (EventKind::StageStarted, 0.0),
         (EventKind::StageFinished, 0.25),
         (EventKind::Failed, 0.0),
     ] {
-        let error = (kind == EventKind::Failed).then(|| "it broke".to_string());
-        let event = atelier_proto::event(id, kind, Some(stage), 1, seconds, error, None, "test");
-        broker
-            .publish_event(
-                &atelier_proto::event_routing_key(&event),
-                &atelier_proto::encode_event(&event),
-            )
-            .await
-            .expect("publish");
+        let mut event = JobEvent::new(id, kind, "test")
+            .in_stage(stage, 1)
+            .seconds(seconds);
+        if kind == EventKind::Failed {
+            event = event.failure(JobFailure::stage("it broke"));
+        }
+        bus.emit(&event).await.expect("publish");
     }
     let mut kinds = Vec::new();
     while let Some(event) = tokio::time::timeout(Duration::from_secs(10), watch.next())
@@ -193,9 +199,9 @@ async fn jobs_progress_from_events_and_calls_answer() {
     assert_eq!(
         kinds,
         vec![
-            EventKind::StageStarted as i32,
-            EventKind::StageFinished as i32,
-            EventKind::Failed as i32
+            v1::EventKind::StageStarted as i32,
+            v1::EventKind::StageFinished as i32,
+            v1::EventKind::Failed as i32
         ]
     );
     let job = client
@@ -207,6 +213,7 @@ async fn jobs_progress_from_events_and_calls_answer() {
         .into_inner();
     assert_eq!(job.state, v1::JobState::Failed as i32);
     assert_eq!(job.error.as_deref(), Some("it broke"));
+    assert_eq!(job.error_code.as_deref(), Some(JobFailure::STAGE_FAILED));
 
     let timings = client
         .get_stage_timings(v1::GetStageTimingsRequest { window_seconds: 0 })
@@ -240,6 +247,43 @@ async fn jobs_progress_from_events_and_calls_answer() {
         assert!(Instant::now() < deadline, "{q:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    shutdown.cancel();
+    cleanup(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_the_store_refuses_is_dead_lettered_and_the_rest_flow_on() {
+    let (settings, _channel, shutdown) = start().await;
+    let store = PgJobStore::connect(&settings.database).await.expect("store");
+    let poisoned = create_job(&store).await;
+    let healthy = create_job(&store).await;
+    let bus = JobBus::rabbitmq(&settings, "status-test").await.expect("bus");
+    // PostgreSQL refuses NUL in text: this event can never be stored.
+    let poison = JobEvent::new(poisoned, EventKind::Failed, "test").failure(JobFailure::stage("a\u{0}b"));
+    bus.emit(&poison).await.expect("publish");
+    bus.emit(&JobEvent::new(healthy, EventKind::Cancelled, "test"))
+        .await
+        .expect("publish");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let job = store.get(healthy).await.expect("get").expect("job");
+        if job.status.is_terminal() && bus.dead_letter_count().await.expect("count") == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event behind the poison was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead = bus.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].origin, Some(atelier_broker::Origin::StatusEvents));
+    assert!(dead[0].reason.contains("refused"), "{}", dead[0].reason);
+    assert_eq!(
+        store.get(poisoned).await.expect("get").expect("job").status,
+        atelier_core::event::JobStatus::Queued
+    );
     shutdown.cancel();
     cleanup(&settings).await;
 }

@@ -3,12 +3,12 @@
 /// Why a worker service cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("broker: {0}")]
+    #[error("cannot reach the message broker")]
     Broker(#[from] atelier_broker::BrokerError),
-    #[error("blob store: {0}")]
+    #[error("cannot open the blob store")]
     Storage(#[from] atelier_storage::StorageError),
-    #[error("providers: {0}")]
+    #[error("cannot build the AI providers")]
     Providers(#[from] atelier_providers::ProviderError),
-    #[error("settings: {0}")]
+    #[error("invalid settings")]
     Settings(#[from] atelier_core::CoreError),
 }

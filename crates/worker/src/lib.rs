@@ -4,10 +4,10 @@
 //!
 //! A worker consumes its stage's queue, runs the stage from `atelier-stages` on
 //! the job state the message carries, writes artefacts to the blob store under
-//! deterministic keys, publishes the next stage's message and the job's events
-//! (both confirmed) and only then lets the broker runtime ack. Retries,
-//! dead-lettering and reconnects are the broker runtime's; this crate decides what
-//! a stage failure means for the job.
+//! deterministic keys, forwards the job to the next stage and emits its events
+//! (both confirmed) and only then lets the bus settle the message. Retries,
+//! dead-lettering and reconnects are the bus's; this crate decides what a stage
+//! failure means for the job.
 
 mod cancel;
 mod error;
@@ -17,4 +17,4 @@ mod service;
 pub use cancel::CancelledJobs;
 pub use error::WorkerError;
 pub use handler::StageWorker;
-pub use service::{run_main, serve};
+pub use service::{run_main, run_workers, serve};

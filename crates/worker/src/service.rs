@@ -1,44 +1,56 @@
-//! Wiring a worker process: settings → broker, blob store, providers → the
-//! consumer runtime, until SIGTERM.
+//! Wiring a worker: settings → bus, blob store, providers → the stage runtime,
+//! until shutdown. [`run_workers`] runs any set of stages over one bus, so the
+//! worker binaries (one stage each) and `atelier serve` (all four) share it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use atelier_broker::Broker;
+use atelier_bus::JobBus;
 use atelier_core::pipeline::Stage;
 use atelier_core::settings::Settings;
 use atelier_providers::Providers;
 use atelier_stages::StageContext;
 use atelier_storage::BlobStore;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{CancelledJobs, StageWorker, WorkerError};
 
-/// Runs the worker for `stage` until `shutdown` fires, then lets in-flight jobs
+/// Runs `stages` over `bus` until `shutdown` fires, then lets in-flight jobs
 /// finish (up to `worker.shutdown_grace_seconds`) and returns.
-pub async fn serve(stage: Stage, settings: Settings, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let settings = Arc::new(settings);
-    let name = format!("atelier-{}", stage.as_str());
-    let broker = Broker::connect(settings.broker.clone(), settings.pipeline.max_queue_size, &name).await?;
-    let blobs = BlobStore::from_url(&settings.blobs.url)?;
+pub async fn run_workers(
+    stages: &[Stage],
+    settings: Arc<Settings>,
+    bus: JobBus,
+    blobs: BlobStore,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
     let providers = Providers::from_settings(&settings)?;
     let ctx = StageContext::new(settings.clone(), providers);
     let cancelled = Arc::new(CancelledJobs::default());
     let listener = tokio::spawn(listen_for_cancels(
-        broker.clone(),
+        bus.clone(),
         cancelled.clone(),
         shutdown.clone(),
     ));
-
     let concurrency = settings.worker_concurrency();
-    let worker = Arc::new(StageWorker::new(stage, ctx, blobs, broker.clone(), cancelled));
-    tracing::info!(stage = stage.as_str(), concurrency, "consuming");
+    let consumers = stages.iter().map(|&stage| {
+        let worker = Arc::new(StageWorker::new(
+            stage,
+            ctx.clone(),
+            blobs.clone(),
+            bus.clone(),
+            cancelled.clone(),
+        ));
+        tracing::info!(stage = stage.as_str(), concurrency, "consuming");
+        let bus = bus.clone();
+        let shutdown = shutdown.clone();
+        async move { bus.run_stage(stage, concurrency, worker, shutdown).await }
+    });
+    let all = futures::future::try_join_all(consumers);
+    tokio::pin!(all);
     let grace = Duration::from_secs(settings.worker.shutdown_grace_seconds);
-    let consumer = broker.run_stage_consumer(stage, concurrency, worker, shutdown.clone());
-    tokio::pin!(consumer);
     let result = tokio::select! {
-        r = &mut consumer => r,
+        r = &mut all => r.map(drop),
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(?grace, "in-flight jobs outlived the shutdown grace; their messages will be redelivered");
             Ok(())
@@ -46,14 +58,24 @@ pub async fn serve(stage: Stage, settings: Settings, shutdown: CancellationToken
     };
     listener.abort();
     result?;
+    Ok(())
+}
+
+/// One stage's worker process: RabbitMQ, the configured blob store.
+pub async fn serve(stage: Stage, settings: Settings, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let settings = Arc::new(settings);
+    let bus = JobBus::rabbitmq(&settings, &format!("atelier-{}", stage.service_name())).await?;
+    let blobs = BlobStore::from_url(&settings.blobs.url)?;
+    run_workers(&[stage], settings, bus.clone(), blobs, shutdown).await?;
+    bus.close().await;
     tracing::info!(stage = stage.as_str(), "stopped");
     Ok(())
 }
 
 /// Records every cancel broadcast until shutdown.
-async fn listen_for_cancels(broker: Broker, cancelled: Arc<CancelledJobs>, shutdown: CancellationToken) {
-    let mut control = match broker.subscribe_control().await {
-        Ok(stream) => stream,
+async fn listen_for_cancels(bus: JobBus, cancelled: Arc<CancelledJobs>, shutdown: CancellationToken) {
+    let mut cancels = match bus.cancels().await {
+        Ok(feed) => feed,
         Err(error) => {
             tracing::error!(%error, "cannot listen for cancels; relying on the cancel markers");
             return;
@@ -62,16 +84,8 @@ async fn listen_for_cancels(broker: Broker, cancelled: Arc<CancelledJobs>, shutd
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            next = control.next() => match next {
-                Some((body, acker)) => {
-                    match atelier_proto::decode_cancel(&body) {
-                        Ok(cancel) => cancelled.insert(cancel.job),
-                        Err(error) => tracing::warn!(%error, "undecodable cancel message"),
-                    }
-                    if let Err(error) = acker.ack().await {
-                        tracing::debug!(%error, "ack failed; the message comes back");
-                    }
-                }
+            next = cancels.next() => match next {
+                Some(job) => cancelled.insert(job),
                 None => return,
             }
         }
@@ -82,7 +96,7 @@ async fn listen_for_cancels(broker: Broker, cancelled: Arc<CancelledJobs>, shutd
 /// signal. Returns the process's outcome for `anyhow` at the top.
 pub fn run_main(stage: Stage) -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    atelier_telemetry::init(&settings.telemetry, stage.as_str());
+    atelier_telemetry::init(&settings.telemetry, stage.service_name());
     atelier_telemetry::run_until_signal(|shutdown| serve(stage, settings, shutdown))??;
     Ok(())
 }

@@ -1,18 +1,35 @@
-//! Shared helpers: unique prefixes, settings, a scriptable handler, polling.
+//! Shared helpers: a test message type, both transports behind one
+//! environment, a scriptable handler, polling.
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use atelier_broker::{Broker, Delivery, HandlerError, StageHandler};
+use atelier_broker::{
+    Broker, ControlTopic, EventTopic, GaveUp, HandlerError, InProcess, MessageMeta, Pipeline, RetryPolicy,
+    StageHandler, Transport,
+};
+use atelier_core::pipeline::Stage;
 use atelier_core::settings::BrokerSettings;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The message type of these tests.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Note {
+    #[prost(string, tag = "1")]
+    pub text: String,
+}
+
+pub fn note(text: &str) -> Note {
+    Note { text: text.into() }
+}
 
 /// A prefix no other test (or process) uses.
 pub fn prefix() -> String {
@@ -45,8 +62,99 @@ pub fn settings(prefix: &str) -> BrokerSettings {
     }
 }
 
-pub async fn broker(prefix: &str) -> anyhow::Result<Broker> {
-    Ok(Broker::connect(settings(prefix), 100, "broker-test").await?)
+pub fn meta(job: &str, priority: u8) -> MessageMeta {
+    MessageMeta::new(job, priority)
+}
+
+/// Which transport a behaviour test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    RabbitMq,
+    InProcess,
+}
+
+/// One transport with its typed façades; drops its RabbitMQ topology at the end.
+pub struct Env {
+    pub kind: Kind,
+    pub transport: Arc<dyn Transport>,
+    pub pipeline: Pipeline<Note>,
+    pub events: EventTopic<Note>,
+    pub control: ControlTopic<Note>,
+    broker: Option<Broker>,
+}
+
+impl Env {
+    pub async fn new(kind: Kind, max_queue_size: u32) -> anyhow::Result<Self> {
+        let settings = settings(&prefix());
+        let policy = RetryPolicy::from_settings(&settings)?;
+        let (transport, broker): (Arc<dyn Transport>, _) = match kind {
+            Kind::RabbitMq => {
+                let broker = Broker::connect(settings, max_queue_size, "broker-test").await?;
+                (Arc::new(broker.clone()), Some(broker))
+            }
+            Kind::InProcess => (Arc::new(InProcess::new(max_queue_size)), None),
+        };
+        Ok(Self {
+            kind,
+            pipeline: Pipeline::new(transport.clone(), policy),
+            events: EventTopic::new(transport.clone()),
+            control: ControlTopic::new(transport.clone()),
+            transport,
+            broker,
+        })
+    }
+
+    pub fn broker(&self) -> Option<&Broker> {
+        self.broker.as_ref()
+    }
+
+    pub async fn depth(&self, stage: Stage) -> u32 {
+        self.transport
+            .queue_stats(stage)
+            .await
+            .map(|s| s.messages)
+            .unwrap_or(u32::MAX)
+    }
+
+    pub async fn dead(&self) -> u32 {
+        self.transport.dead_letter_count().await.unwrap_or(u32::MAX)
+    }
+
+    /// Runs a consumer in the background; returns its token and join handle.
+    pub fn spawn(
+        &self,
+        stage: Stage,
+        concurrency: u16,
+        handler: Arc<Scripted>,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<Result<(), atelier_broker::BrokerError>>,
+    ) {
+        let token = CancellationToken::new();
+        let pipeline = self.pipeline.clone();
+        let t = token.clone();
+        let handle = tokio::spawn(async move {
+            atelier_broker::run_stage(&pipeline, stage, concurrency, handler, t).await
+        });
+        (token, handle)
+    }
+
+    pub async fn finish(self) -> anyhow::Result<()> {
+        if let Some(broker) = &self.broker {
+            broker.delete_topology().await?;
+        }
+        self.transport.close().await;
+        Ok(())
+    }
+}
+
+pub async fn stop(
+    token: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), atelier_broker::BrokerError>>,
+) -> anyhow::Result<()> {
+    token.cancel();
+    tokio::time::timeout(WAIT, handle).await???;
+    Ok(())
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
@@ -67,21 +175,28 @@ where
     }
 }
 
+/// One call of the handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub note: Note,
+    pub meta: MessageMeta,
+}
+
 type Behaviour =
-    Box<dyn Fn(Delivery) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send + Sync>;
+    Box<dyn Fn(Seen) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send + Sync>;
 
 /// A handler whose `handle` is a closure, recording every call.
 pub struct Scripted {
     behaviour: Behaviour,
-    pub seen: Mutex<Vec<Delivery>>,
-    pub dead: Mutex<Vec<(Delivery, String)>>,
+    pub seen: Mutex<Vec<Seen>>,
+    pub dead: Mutex<Vec<(MessageMeta, String)>>,
     pub changed: Notify,
 }
 
 impl Scripted {
     pub fn new<F, Fut>(f: F) -> Arc<Self>
     where
-        F: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        F: Fn(Seen) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         Arc::new(Self {
@@ -92,33 +207,47 @@ impl Scripted {
         })
     }
 
-    pub fn seen(&self) -> Vec<Delivery> {
+    pub fn ok() -> Arc<Self> {
+        Self::new(|_| async { Ok(()) })
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
 
-    pub fn dead(&self) -> Vec<(Delivery, String)> {
+    pub fn dead(&self) -> Vec<(MessageMeta, String)> {
         self.dead.lock().expect("lock").clone()
     }
 
     pub fn attempts(&self) -> Vec<u32> {
         self.seen().iter().map(|d| d.meta.attempt).collect()
     }
+
+    pub fn texts(&self) -> Vec<String> {
+        self.seen().iter().map(|d| d.note.text.clone()).collect()
+    }
 }
 
 #[async_trait]
-impl StageHandler for Scripted {
-    async fn handle(&self, d: &Delivery) -> Result<(), HandlerError> {
-        self.seen.lock().expect("lock").push(d.clone());
-        let res = (self.behaviour)(d.clone()).await;
+impl StageHandler<Note> for Scripted {
+    type Error = String;
+
+    async fn handle(&self, note: Note, meta: &MessageMeta) -> Result<(), HandlerError> {
+        let seen = Seen {
+            note,
+            meta: meta.clone(),
+        };
+        self.seen.lock().expect("lock").push(seen.clone());
+        let res = (self.behaviour)(seen).await;
         self.changed.notify_waiters();
         res
     }
 
-    async fn dead(&self, d: &Delivery, reason: &str) {
+    async fn dead(&self, meta: &MessageMeta, why: GaveUp<String>) {
         self.dead
             .lock()
             .expect("lock")
-            .push((d.clone(), reason.to_owned()));
+            .push((meta.clone(), why.to_string()));
         self.changed.notify_waiters();
     }
 }

@@ -210,16 +210,7 @@ fn timings(
     styles: &Styles,
 ) -> Result<u32, XlsxError> {
     let mut row = section(sheet, row, "Stage timings", &["Stage", "Seconds"], styles)?;
-    let stages = [
-        ("queue_wait", times.queue_wait),
-        ("analysis", times.analysis),
-        ("generation", times.generation),
-        ("upscaling", times.upscaling),
-        ("post_processing", times.post_processing),
-        ("saving", times.saving),
-        ("total", times.total),
-    ];
-    for (name, seconds) in stages {
+    for (name, seconds) in times.entries() {
         sheet.write_string_with_format(row, 0, name, &styles.text)?;
         sheet.write_number_with_format(row, 1, seconds, &styles.seconds)?;
         row += 1;

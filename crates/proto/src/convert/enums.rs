@@ -6,6 +6,7 @@
 
 use atelier_core::{
     analysis::MaskSource,
+    event::EventKind,
     job::JobKind,
     pipeline::Stage,
     request::{BackgroundKind, Gender, ProductType, View},
@@ -56,6 +57,16 @@ wire_enum!(Stage <=> Stage, "stage" {
 });
 
 wire_enum!(JobKind <=> JobKind, "kind" { Images <=> Images, Full <=> Full });
+
+wire_enum!(EventKind <=> EventKind, "kind" {
+    Queued <=> Queued,
+    StageStarted <=> StageStarted,
+    StageFinished <=> StageFinished,
+    StageRetrying <=> StageRetrying,
+    Completed <=> Completed,
+    Failed <=> Failed,
+    Cancelled <=> Cancelled,
+});
 
 wire_enum!(View <=> View, "view" {
     Front <=> Front,
@@ -117,6 +128,7 @@ mod tests {
         ]);
         round_trips::<_, v1::Gender>(&[Gender::Male, Gender::Female, Gender::Unisex]);
         round_trips::<_, v1::MaskSource>(&[MaskSource::Alpha, MaskSource::Backdrop]);
+        round_trips::<_, v1::EventKind>(&EventKind::ALL);
     }
 
     #[test]

@@ -1,16 +1,14 @@
 //! A job's accumulated state, and the stage messages that carry it between workers.
 
-use atelier_core::{
-    job::JobSpec,
-    pipeline::{AnalysisOutput, JobState, PostOutput, Stage, Upscaled, Variation},
-};
-use prost::Message;
-
 use super::{
     enums::WireEnum,
     wire::{SCHEMA_VERSION, check_schema},
 };
 use crate::{ProtoError, v1};
+use atelier_core::{
+    job::JobSpec,
+    pipeline::{AnalysisOutput, JobState, PostOutput, Stage, Upscaled, Variation},
+};
 
 /// Builds the body of a stage queue's message: run `stage` on the job as it
 /// stands in `state`.
@@ -31,20 +29,6 @@ pub fn job_state(msg: &v1::StageMessage) -> Result<(Stage, JobState), ProtoError
     let state = msg.state.as_ref().ok_or_else(|| ProtoError::missing("state"))?;
     let state = JobState::try_from(state).map_err(|e| e.within("state"))?;
     Ok((stage, state))
-}
-
-/// The bytes to publish on a stage queue.
-pub fn encode_stage(stage: Stage, state: &JobState) -> Vec<u8> {
-    stage_message(stage, state).encode_to_vec()
-}
-
-/// Decodes and validates a stage queue's message body; never panics on bad bytes.
-pub fn decode_stage(bytes: &[u8]) -> Result<(Stage, JobState), ProtoError> {
-    let msg = v1::StageMessage::decode(bytes).map_err(|source| ProtoError::Decode {
-        message: "StageMessage",
-        source,
-    })?;
-    job_state(&msg)
 }
 
 impl From<&JobState> for v1::JobSnapshot {
@@ -96,9 +80,22 @@ fn each<'a, M, T>(
 #[cfg(test)]
 mod tests {
     use atelier_core::pipeline::ProcessingTimes;
+    use prost::Message;
 
     use super::*;
     use crate::convert::fixtures::{self, full_state};
+
+    fn encode_stage(stage: Stage, state: &JobState) -> Vec<u8> {
+        stage_message(stage, state).encode_to_vec()
+    }
+
+    fn decode_stage(bytes: &[u8]) -> Result<(Stage, JobState), ProtoError> {
+        let msg = v1::StageMessage::decode(bytes).map_err(|source| ProtoError::Decode {
+            message: "StageMessage",
+            source,
+        })?;
+        job_state(&msg)
+    }
 
     #[test]
     fn every_populated_state_round_trips_exactly() {

@@ -1,9 +1,19 @@
-//! Exchange and queue names, and their idempotent declaration.
+//! The idempotent declaration of every exchange, queue and binding.
 //!
 //! Every service declares the whole topology at start (and after each
 //! reconnect), so no start order is needed. Declarations are idempotent only
 //! while arguments stay identical, so every argument here derives from settings
 //! that all services share.
+//!
+//! ```text
+//! {p}.pipeline (direct) ──{p}.analysis──▶ {p}.analysis          bounded: new jobs (reject-publish)
+//!                       ──{p}.analysis.resume──▶ {p}.analysis.resume   accepted work, unbounded
+//!                       ──{p}.generation──▶ {p}.generation   (and upscaling, postprocess)
+//! {p}.<stage>.delay.N   TTL = retry delay N, dead-letters into the stage's resume queue
+//! {p}.dead              given-up messages, with reason, origin and attempt headers
+//! {p}.events (topic)  ──job.#──▶ {p}.status.events (durable); others bind exclusive queues
+//! {p}.control (fanout) ─▶ one exclusive queue per worker (cancels)
+//! ```
 
 use atelier_core::pipeline::Stage;
 use atelier_core::settings::BrokerSettings;
@@ -15,70 +25,7 @@ use lapin::{Channel, ExchangeKind};
 
 use crate::error::BrokerError;
 use crate::meta::MAX_PRIORITY;
-
-/// Binding key of the status service's queue on the events exchange.
-pub const STATUS_BINDING_KEY: &str = "job.#";
-
-/// Names of every exchange and queue under one prefix, so stacks and tests can
-/// share one RabbitMQ side by side.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Names {
-    prefix: String,
-}
-
-impl Names {
-    pub fn new(prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-        }
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// Direct exchange all stage messages go through (`{p}.pipeline`).
-    pub fn pipeline_exchange(&self) -> String {
-        format!("{}.pipeline", self.prefix)
-    }
-
-    /// Queue of a stage; also its routing key on the pipeline exchange.
-    pub fn stage_queue(&self, stage: Stage) -> String {
-        let short = match stage {
-            Stage::Analysis => "analysis",
-            Stage::Generation => "generation",
-            Stage::Upscaling => "upscaling",
-            Stage::PostProcessing => "postprocess",
-        };
-        format!("{}.{short}", self.prefix)
-    }
-
-    /// Delay queue of retry `level` (0-based) for `stage`.
-    pub fn retry_queue(&self, stage: Stage, level: usize) -> String {
-        format!("{}.retry.{level}", self.stage_queue(stage))
-    }
-
-    /// Queue holding messages given up on (`{p}.dead`), fed via the default exchange.
-    pub fn dead_letter_queue(&self) -> String {
-        format!("{}.dead", self.prefix)
-    }
-
-    /// Topic exchange of job events (`{p}.events`).
-    pub fn events_exchange(&self) -> String {
-        format!("{}.events", self.prefix)
-    }
-
-    /// Fanout exchange of control messages such as cancels (`{p}.control`).
-    pub fn control_exchange(&self) -> String {
-        format!("{}.control", self.prefix)
-    }
-
-    /// Durable queue of the status service (`{p}.status.events`), so events
-    /// wait while it restarts.
-    pub fn status_queue(&self) -> String {
-        format!("{}.status.events", self.prefix)
-    }
-}
+use crate::names::{EventFilter, Names, is_bounded};
 
 fn long(v: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(v))
@@ -88,13 +35,14 @@ fn i64_arg(v: u64) -> AMQPValue {
     AMQPValue::LongLongInt(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// Arguments of a stage queue. Only the first stage is bounded: later stages
-/// receive work the system already accepted, and rejecting it there would fail
-/// jobs instead of pushing back on new ones.
-fn stage_queue_args(stage: Stage, max_queue_size: u32) -> FieldTable {
+/// Arguments of a stage queue. Only the first stage's intake is bounded: work
+/// the system already accepted goes to queues without a bound, where refusing
+/// it would fail (or, through dead-lettering, silently drop) jobs instead of
+/// pushing back on new ones.
+fn stage_queue_args(bounded: bool, max_queue_size: u32) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(MAX_PRIORITY));
-    if stage == Stage::Analysis {
+    if bounded {
         args.insert("x-max-length".into(), i64_arg(u64::from(max_queue_size)));
         args.insert("x-overflow".into(), long("reject-publish"));
     }
@@ -161,31 +109,39 @@ pub async fn declare_topology(
 
     for stage in Stage::ALL {
         let queue = names.stage_queue(stage);
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                durable_queue,
-                stage_queue_args(stage, max_queue_size),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                pipeline.as_str().into(),
-                queue.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let resume = names.resume_queue(stage);
+        let mut queues = vec![(queue.clone(), is_bounded(stage))];
+        if resume != queue {
+            queues.push((resume.clone(), false));
+        }
+        for (name, bounded) in queues {
+            channel
+                .queue_declare(
+                    name.as_str().into(),
+                    durable_queue,
+                    stage_queue_args(bounded, max_queue_size),
+                )
+                .await?;
+            channel
+                .queue_bind(
+                    name.as_str().into(),
+                    pipeline.as_str().into(),
+                    name.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         for (level, delay) in settings.retry_delays_ms.iter().enumerate() {
             // Expired messages dead-letter back through the pipeline exchange to
-            // the stage queue: the delay needs no timer in any process.
+            // the resume queue: the delay needs no timer in any process, and a
+            // full intake can never drop a retry.
             let mut args = FieldTable::default();
             args.insert("x-message-ttl".into(), i64_arg(*delay));
             args.insert("x-dead-letter-exchange".into(), long(&pipeline));
-            args.insert("x-dead-letter-routing-key".into(), long(&queue));
+            args.insert("x-dead-letter-routing-key".into(), long(&resume));
             channel
-                .queue_declare(names.retry_queue(stage, level).into(), durable_queue, args)
+                .queue_declare(names.delay_queue(stage, level).into(), durable_queue, args)
                 .await?;
         }
     }
@@ -205,7 +161,7 @@ pub async fn declare_topology(
         .queue_bind(
             status.into(),
             names.events_exchange().into(),
-            STATUS_BINDING_KEY.into(),
+            EventFilter::AllJobs.binding_key().into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -220,8 +176,11 @@ pub async fn delete_topology(channel: &Channel, settings: &BrokerSettings) -> Re
     let mut queues = Vec::new();
     for stage in Stage::ALL {
         queues.push(names.stage_queue(stage));
+        if names.resume_queue(stage) != names.stage_queue(stage) {
+            queues.push(names.resume_queue(stage));
+        }
         for level in 0..settings.retry_delays_ms.len() {
-            queues.push(names.retry_queue(stage, level));
+            queues.push(names.delay_queue(stage, level));
         }
     }
     queues.push(names.dead_letter_queue());
@@ -242,22 +201,4 @@ pub async fn delete_topology(channel: &Channel, settings: &BrokerSettings) -> Re
             .await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        let n = Names::new("atelier");
-        assert_eq!(n.pipeline_exchange(), "atelier.pipeline");
-        assert_eq!(n.stage_queue(Stage::Analysis), "atelier.analysis");
-        assert_eq!(n.stage_queue(Stage::PostProcessing), "atelier.postprocess");
-        assert_eq!(n.retry_queue(Stage::Generation, 1), "atelier.generation.retry.1");
-        assert_eq!(n.dead_letter_queue(), "atelier.dead");
-        assert_eq!(n.events_exchange(), "atelier.events");
-        assert_eq!(n.control_exchange(), "atelier.control");
-        assert_eq!(n.status_queue(), "atelier.status.events");
-    }
 }

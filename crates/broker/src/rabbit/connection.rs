@@ -19,8 +19,9 @@ use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::topology::declare_topology;
 use crate::error::BrokerError;
-use crate::topology::{Names, declare_topology};
+use crate::names::Names;
 
 /// Channels with confirms kept per connection for publishing. A publish holds
 /// one for its confirm round trip, so a returned (unroutable) message can be

@@ -8,9 +8,17 @@ use lapin::options::BasicPublishOptions;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Confirmation};
 
-use crate::connection::Broker;
-use crate::error::BrokerError;
-use crate::meta::{HEADER_DEATH_REASON, HEADER_STAGE, MessageMeta, PERSISTENT, insert_str};
+use super::connection::Broker;
+use super::headers::{HEADER_DEATH_REASON, HEADER_ORIGIN, HEADER_STAGE, PERSISTENT, insert_str};
+use crate::names::{EventKey, Origin};
+use crate::policy::Retry;
+use crate::transport::Admission;
+use crate::{BrokerError, MessageMeta};
+
+/// Header on dead letters: a unique id, so one can be taken out of the queue.
+pub(crate) const HEADER_DEAD_ID: &str = "x-dead-id";
+/// Header on dead letters: when it was given up (ms since the Unix epoch).
+pub(crate) const HEADER_DEAD_AT: &str = "x-dead-at-ms";
 
 /// How a publish is routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,20 +30,22 @@ pub(crate) enum Routing {
 }
 
 impl Broker {
-    /// Publishes a stage message (persistent, priority and headers from `meta`)
-    /// and waits for the confirm. `QueueFull` when the bounded first queue
-    /// rejects it, `Unroutable` if no queue takes it, `Unavailable` when
-    /// disconnected or the confirm takes longer than `publish_timeout_ms`.
-    pub async fn publish_stage(
+    /// A stage message into its queue (new jobs) or its resume queue (accepted work).
+    pub(crate) async fn publish_stage(
         &self,
         stage: Stage,
+        admission: Admission,
         body: &[u8],
         meta: &MessageMeta,
     ) -> Result<(), BrokerError> {
         let names = self.names();
+        let queue = match admission {
+            Admission::New => names.stage_queue(stage),
+            Admission::Accepted => names.resume_queue(stage),
+        };
         self.publish_raw(
             &names.pipeline_exchange(),
-            &names.stage_queue(stage),
+            &queue,
             body,
             meta.properties(),
             Routing::Mandatory,
@@ -43,53 +53,22 @@ impl Broker {
         .await
     }
 
-    /// Publishes a job event on the events topic exchange (persistent,
-    /// confirmed). Not mandatory: the status queue is always bound to `job.#`,
-    /// and other keys may legitimately have no listener.
-    pub async fn publish_event(&self, routing_key: &str, body: &[u8]) -> Result<(), BrokerError> {
-        let props = BasicProperties::default()
-            .with_delivery_mode(PERSISTENT)
-            .with_content_type("application/x-protobuf".into());
-        self.publish_raw(
-            &self.names().events_exchange(),
-            routing_key,
-            body,
-            props,
-            Routing::BestEffort,
-        )
-        .await
-    }
-
-    /// Broadcasts a control message (e.g. cancel) to every worker's exclusive
-    /// queue. Confirmed but not mandatory: no worker running is not an error.
-    pub async fn publish_control(&self, body: &[u8]) -> Result<(), BrokerError> {
-        let props = BasicProperties::default().with_content_type("application/x-protobuf".into());
-        self.publish_raw(
-            &self.names().control_exchange(),
-            "",
-            body,
-            props,
-            Routing::BestEffort,
-        )
-        .await
-    }
-
-    /// Puts a message in the retry delay queue of `level`; RabbitMQ dead-letters
-    /// it back to the stage queue after `expiration_ms`.
-    pub(crate) async fn publish_retry(
+    /// Puts a message in the delay queue of `retry.level`; RabbitMQ dead-letters
+    /// it into the stage's resume queue after `retry.delay_ms`.
+    pub(crate) async fn publish_delayed(
         &self,
         stage: Stage,
-        level: usize,
+        retry: Retry,
         body: &[u8],
         meta: &MessageMeta,
-        expiration_ms: u64,
     ) -> Result<(), BrokerError> {
+        let levels = self.settings().retry_delays_ms.len().max(1);
         let props = meta
             .properties()
-            .with_expiration(expiration_ms.to_string().into());
+            .with_expiration(retry.delay_ms.to_string().into());
         self.publish_raw(
             "",
-            &self.names().retry_queue(stage, level),
+            &self.names().delay_queue(stage, retry.level.min(levels - 1)),
             body,
             props,
             Routing::Mandatory,
@@ -100,20 +79,64 @@ impl Broker {
     /// Puts a given-up message in the dead-letter queue with why and where.
     pub(crate) async fn publish_dead_letter(
         &self,
-        stage: Stage,
+        origin: Origin,
         body: &[u8],
         meta: &MessageMeta,
         reason: &str,
     ) -> Result<(), BrokerError> {
         let mut headers: FieldTable = meta.headers();
         insert_str(&mut headers, HEADER_DEATH_REASON, reason);
-        insert_str(&mut headers, HEADER_STAGE, stage.as_str());
+        insert_str(&mut headers, HEADER_ORIGIN, &origin.as_header());
+        if let Origin::Stage(stage) = origin {
+            insert_str(&mut headers, HEADER_STAGE, stage.as_str());
+        }
+        insert_str(
+            &mut headers,
+            HEADER_DEAD_ID,
+            &format!("{:032x}", rand::random::<u128>()),
+        );
+        insert_str(
+            &mut headers,
+            HEADER_DEAD_AT,
+            &atelier_core::clock::now_ms().to_string(),
+        );
         self.publish_raw(
             "",
             &self.names().dead_letter_queue(),
             body,
             meta.properties_with(headers),
             Routing::Mandatory,
+        )
+        .await
+    }
+
+    /// A job event on the events topic exchange (persistent, confirmed). Not
+    /// mandatory: the status queue is always bound to every job's events, and
+    /// other keys may legitimately have no listener.
+    pub(crate) async fn publish_event_raw(&self, key: EventKey<'_>, body: &[u8]) -> Result<(), BrokerError> {
+        let props = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_content_type("application/x-protobuf".into());
+        self.publish_raw(
+            &self.names().events_exchange(),
+            &key.routing_key(),
+            body,
+            props,
+            Routing::BestEffort,
+        )
+        .await
+    }
+
+    /// A control message (e.g. cancel) to every worker's exclusive queue.
+    /// Confirmed but not mandatory: no worker running is not an error.
+    pub(crate) async fn publish_control_raw(&self, body: &[u8]) -> Result<(), BrokerError> {
+        let props = BasicProperties::default().with_content_type("application/x-protobuf".into());
+        self.publish_raw(
+            &self.names().control_exchange(),
+            "",
+            body,
+            props,
+            Routing::BestEffort,
         )
         .await
     }

@@ -2,66 +2,42 @@
 //!
 //! A task owns the AMQP consumer and feeds an mpsc channel; after a connection
 //! loss it re-creates the queue and binding and keeps feeding the same stream,
-//! so callers hold one [`Subscription`] for their whole life.
+//! so callers hold one subscription for their whole life.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::connection::Broker;
+use super::connection::Broker;
+use super::consume::RabbitSettle;
 use crate::error::BrokerError;
+use crate::names::EventFilter;
+use crate::transport::{RawSubscription, SubscriptionItem, Topic};
 
 /// Unacked messages one subscription holds at most.
 const SUBSCRIPTION_PREFETCH: u16 = 64;
 /// Buffered messages between the consumer task and the stream.
 const SUBSCRIPTION_BUFFER: usize = 64;
 
-/// Acknowledges one subscription message. Unacked messages of a durable queue
-/// come back after a reconnect; on exclusive queues acking just frees prefetch.
-#[derive(Debug, Clone)]
-pub struct Acker(lapin::Acker);
-
-impl Acker {
-    /// Marks the message handled.
-    pub async fn ack(&self) -> Result<(), BrokerError> {
-        self.0.ack(BasicAckOptions::default()).await?;
-        Ok(())
-    }
-
-    /// Gives the message back (`requeue`) or drops it.
-    pub async fn nack(&self, requeue: bool) -> Result<(), BrokerError> {
-        self.0
-            .nack(BasicNackOptions {
-                multiple: false,
-                requeue,
-            })
-            .await?;
-        Ok(())
-    }
-}
-
-/// A stream of `(body, acker)` that survives reconnects; drop it to unsubscribe.
+/// A subscription's messages, fed by a task that survives reconnects; drop it
+/// to unsubscribe.
 #[derive(Debug)]
-pub struct Subscription {
-    rx: mpsc::Receiver<(Bytes, Acker)>,
+pub(crate) struct RabbitSubscription {
+    rx: mpsc::Receiver<(Bytes, lapin::Acker)>,
 }
 
-impl Stream for Subscription {
-    type Item = (Bytes, Acker);
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+#[async_trait]
+impl RawSubscription for RabbitSubscription {
+    async fn next(&mut self) -> Option<SubscriptionItem> {
+        let (body, acker) = self.rx.recv().await?;
+        Some(SubscriptionItem::Message(body, Box::new(RabbitSettle(acker))))
     }
 }
 
@@ -75,42 +51,36 @@ struct Source {
 }
 
 impl Broker {
-    /// Subscribes to events matching `binding_key` (`job.<id>.#`, ...). With
-    /// `durable_queue` = `None` the queue is exclusive and server-named (events
-    /// published while disconnected are missed); with `Some(name)` it is a
-    /// durable queue (the status service's), so events wait while it is away.
-    /// Returns once the queue is bound, so events published afterwards arrive.
-    pub async fn subscribe_events(
-        &self,
-        binding_key: &str,
-        durable_queue: Option<&str>,
-    ) -> Result<Subscription, BrokerError> {
-        self.subscribe(Source {
-            exchange: self.names().events_exchange(),
-            binding_key: binding_key.to_owned(),
-            durable_queue: durable_queue.map(str::to_owned),
-        })
-        .await
-    }
-
-    /// Subscribes to control broadcasts (cancels) with an exclusive queue.
-    pub async fn subscribe_control(&self) -> Result<Subscription, BrokerError> {
-        self.subscribe(Source {
-            exchange: self.names().control_exchange(),
-            binding_key: String::new(),
-            durable_queue: None,
-        })
-        .await
-    }
-
-    async fn subscribe(&self, source: Source) -> Result<Subscription, BrokerError> {
+    /// Subscribes to `topic`. Event and control subscriptions get an exclusive,
+    /// server-named queue (messages published while disconnected are missed);
+    /// the status service's is the durable status queue, so events wait for it.
+    /// Returns once the queue is bound, so messages published afterwards arrive.
+    pub(crate) async fn subscribe_topic(&self, topic: Topic) -> Result<RabbitSubscription, BrokerError> {
+        let names = self.names();
+        let source = match topic {
+            Topic::Events(filter) => Source {
+                exchange: names.events_exchange(),
+                binding_key: filter.binding_key(),
+                durable_queue: None,
+            },
+            Topic::StatusEvents => Source {
+                exchange: names.events_exchange(),
+                binding_key: EventFilter::AllJobs.binding_key(),
+                durable_queue: Some(names.status_queue()),
+            },
+            Topic::Control => Source {
+                exchange: names.control_exchange(),
+                binding_key: String::new(),
+                durable_queue: None,
+            },
+        };
         let live = self
             .live()
             .ok_or_else(|| BrokerError::Unavailable("not connected to RabbitMQ".into()))?;
         let (ch, consumer) = open(&live.conn, &source).await?;
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         tokio::spawn(feed(self.clone(), source, ch, consumer, tx));
-        Ok(Subscription { rx })
+        Ok(RabbitSubscription { rx })
     }
 }
 
@@ -166,7 +136,7 @@ async fn feed(
     source: Source,
     mut ch: Channel,
     mut consumer: Consumer,
-    tx: mpsc::Sender<(Bytes, Acker)>,
+    tx: mpsc::Sender<(Bytes, lapin::Acker)>,
 ) {
     let stopped = broker.stopped();
     let initial = Duration::from_millis(broker.settings().reconnect_initial_ms.max(1));
@@ -181,7 +151,7 @@ async fn feed(
                 () = stopped.cancelled() => return,
                 next = consumer.next() => match next {
                     Some(Ok(d)) => {
-                        if tx.send((Bytes::from(d.data), Acker(d.acker))).await.is_err() {
+                        if tx.send((Bytes::from(d.data), d.acker)).await.is_err() {
                             let _ = ch.close(200, "OK".into()).await;
                             return;
                         }

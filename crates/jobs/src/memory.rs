@@ -1,23 +1,21 @@
-//! Jobs in memory: `atelier process` (one process, no database) and tests.
+//! Jobs in memory: tests and throwaway runs.
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use atelier_core::event::{EventKind, JobEvent, JobStatus};
 use atelier_core::job::JobId;
-use atelier_core::pipeline::{ProcessingTimes, Stage};
+use atelier_core::pipeline::Stage;
 use tokio::sync::Mutex;
 
-use super::rules::{self, MS_PER_SECOND, P50, P95, P99};
-use super::{
-    Created, EventKind, JobCounts, JobEventRecord, JobRecord, JobStatus, JobStore, NewJob, StageStats,
-};
-use crate::StorageError;
+use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};
+use crate::{Created, JobCounts, JobRecord, JobStore, JobStoreError, NewJob, StageStats, StoredEvent};
 
-/// What identifies an event for duplicate detection (same as the database's
+/// What identifies an event for duplicate detection (same as the databases'
 /// unique key on `job_events`).
-type EventKey = (JobId, EventKind, Option<Stage>, u32);
+type EventIdentity = (JobId, EventKind, Option<Stage>, u32);
 
-/// A [`JobStore`] in a mutex, with the same rules as [`super::PgJobStore`].
+/// A [`JobStore`] in a mutex, with the same rules as the SQL stores.
 #[derive(Debug, Default)]
 pub struct MemoryJobStore {
     inner: Mutex<Inner>,
@@ -27,8 +25,9 @@ pub struct MemoryJobStore {
 struct Inner {
     jobs: HashMap<JobId, JobRecord>,
     by_key: HashMap<String, JobId>,
-    events: HashMap<JobId, Vec<JobEventRecord>>,
-    seen: HashSet<EventKey>,
+    events: HashMap<JobId, Vec<StoredEvent>>,
+    seen: HashSet<EventIdentity>,
+    next_seq: u64,
     /// Latest finish of each (job, stage): seconds and epoch milliseconds.
     timings: HashMap<(JobId, Stage), (f64, u64)>,
 }
@@ -42,36 +41,24 @@ impl MemoryJobStore {
 
 #[async_trait]
 impl JobStore for MemoryJobStore {
-    async fn create(&self, job: NewJob) -> Result<Created, StorageError> {
+    async fn create(&self, job: NewJob) -> Result<Created, JobStoreError> {
         let mut inner = self.inner.lock().await;
+        let id = job.id();
         let earlier = match &job.idempotency_key {
             Some(key) => inner.by_key.get(key).copied(),
             None => None,
         }
-        .or_else(|| inner.jobs.contains_key(&job.id).then_some(job.id));
-        if let Some(id) = earlier {
-            return match inner.jobs.get(&id) {
+        .or_else(|| inner.jobs.contains_key(&id).then_some(id));
+        if let Some(earlier) = earlier {
+            return match inner.jobs.get(&earlier) {
                 Some(found) if found.idempotency_key == job.idempotency_key => Ok(Created {
                     job: found.clone(),
                     existing: true,
                 }),
-                _ => Err(StorageError::JobConflict { id: job.id }),
+                _ => Err(JobStoreError::JobConflict { id }),
             };
         }
-        let record = JobRecord {
-            id: job.id,
-            idempotency_key: job.idempotency_key,
-            kind: job.kind,
-            status: JobStatus::Queued,
-            current_stage: None,
-            priority: job.priority,
-            request: job.request,
-            result: None,
-            error: None,
-            created_at_ms: job.submitted_at_ms,
-            updated_at_ms: job.submitted_at_ms,
-            times: ProcessingTimes::default(),
-        };
+        let record = job.into_record();
         if let Some(key) = &record.idempotency_key {
             inner.by_key.insert(key.clone(), record.id);
         }
@@ -82,16 +69,16 @@ impl JobStore for MemoryJobStore {
         })
     }
 
-    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StorageError> {
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
         Ok(self.inner.lock().await.jobs.get(&id).cloned())
     }
 
-    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, StorageError> {
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError> {
         let inner = self.inner.lock().await;
         Ok(inner.by_key.get(key).and_then(|id| inner.jobs.get(id)).cloned())
     }
 
-    async fn delete(&self, id: JobId) -> Result<bool, StorageError> {
+    async fn delete(&self, id: JobId) -> Result<bool, JobStoreError> {
         let mut inner = self.inner.lock().await;
         let Some(job) = inner.jobs.remove(&id) else {
             return Ok(false);
@@ -105,24 +92,31 @@ impl JobStore for MemoryJobStore {
         Ok(true)
     }
 
-    async fn ping(&self) -> Result<(), StorageError> {
+    async fn ping(&self) -> Result<(), JobStoreError> {
         Ok(())
     }
 
-    async fn apply_event(&self, event: &JobEventRecord) -> Result<Option<JobRecord>, StorageError> {
+    async fn apply_event(&self, event: &JobEvent) -> Result<Option<JobRecord>, JobStoreError> {
         let mut inner = self.inner.lock().await;
-        let Some(job) = inner.jobs.get(&event.job_id).cloned() else {
+        let Some(job) = inner.jobs.get(&event.job).cloned() else {
             return Ok(None);
         };
-        let key = (event.job_id, event.kind, event.stage, event.attempt);
-        if !inner.seen.insert(key) {
+        if !inner.seen.insert(event.identity()) {
             return Ok(Some(job));
         }
-        inner.events.entry(event.job_id).or_default().push(event.clone());
+        inner.next_seq += 1;
+        let stored = StoredEvent {
+            seq: inner.next_seq,
+            event: JobEvent {
+                state: None,
+                ..event.clone()
+            },
+        };
+        inner.events.entry(event.job).or_default().push(stored);
         if let (EventKind::StageFinished, Some(stage)) = (event.kind, event.stage) {
             inner
                 .timings
-                .insert((event.job_id, stage), (event.seconds, event.at_ms));
+                .insert((event.job, stage), (event.seconds, event.at_ms));
         }
         let Some(next) = rules::transition(&job, event) else {
             return Ok(Some(job));
@@ -131,7 +125,7 @@ impl JobStore for MemoryJobStore {
         Ok(Some(next))
     }
 
-    async fn events(&self, id: JobId) -> Result<Vec<JobEventRecord>, StorageError> {
+    async fn events(&self, id: JobId) -> Result<Vec<StoredEvent>, JobStoreError> {
         Ok(self
             .inner
             .lock()
@@ -142,7 +136,7 @@ impl JobStore for MemoryJobStore {
             .unwrap_or_default())
     }
 
-    async fn counts(&self) -> Result<JobCounts, StorageError> {
+    async fn counts(&self) -> Result<JobCounts, JobStoreError> {
         let inner = self.inner.lock().await;
         let mut counts = JobCounts::default();
         for job in inner.jobs.values() {
@@ -151,7 +145,7 @@ impl JobStore for MemoryJobStore {
         Ok(counts)
     }
 
-    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, StorageError> {
+    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, JobStoreError> {
         let now_ms = atelier_core::clock::now_ms();
         let since_ms = now_ms.saturating_sub(u64::from(window_seconds) * MS_PER_SECOND);
         let inner = self.inner.lock().await;
@@ -177,11 +171,6 @@ impl JobStore for MemoryJobStore {
                     .map(|(seconds, _)| *seconds)
                     .collect();
                 window.sort_by(f64::total_cmp);
-                let mean = if window.is_empty() {
-                    0.0
-                } else {
-                    window.iter().sum::<f64>() / window.len() as f64
-                };
                 StageStats {
                     stage,
                     running: in_stage(JobStatus::Running),
@@ -191,10 +180,23 @@ impl JobStore for MemoryJobStore {
                     p50: rules::percentile_cont(&window, P50),
                     p95: rules::percentile_cont(&window, P95),
                     p99: rules::percentile_cont(&window, P99),
-                    mean,
+                    mean: rules::mean(&window),
                 }
             })
             .collect();
         Ok(stats)
+    }
+
+    async fn unfinished(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobRecord>, JobStoreError> {
+        let inner = self.inner.lock().await;
+        let mut jobs: Vec<JobRecord> = inner
+            .jobs
+            .values()
+            .filter(|j| !j.status.is_terminal() && j.updated_at_ms <= updated_before_ms)
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|j| (j.updated_at_ms, j.id));
+        jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(jobs)
     }
 }

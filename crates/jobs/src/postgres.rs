@@ -3,22 +3,20 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use atelier_core::event::{EventKind, JobEvent, JobStatus};
 use atelier_core::job::JobId;
-use atelier_core::pipeline::{ProcessingTimes, Stage};
+use atelier_core::pipeline::Stage;
 use atelier_core::settings::DatabaseSettings;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::types::Json;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-use super::rules::{self, P50, P95, P99};
-use super::{
-    Created, EventKind, JobCounts, JobEventRecord, JobRecord, JobStatus, JobStore, NewJob, StageStats,
-};
-use crate::StorageError;
+use crate::codec::{EventRow, JobRow, JobText, corrupt, to_i64, to_u64};
+use crate::rules::{self, P50, P95, P99};
+use crate::{Created, JobCounts, JobRecord, JobStore, JobStoreError, NewJob, StageStats, StoredEvent};
 
 /// The schema's migrations, embedded at compile time.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// First half of the advisory-lock key guarding schema creation and migration
 /// ("ATLR"); the second half is a hash of the schema name, so different schemas
@@ -28,9 +26,15 @@ const MIGRATION_LOCK_CLASS: i32 = 0x4154_4C52;
 /// Longest identifier PostgreSQL keeps without truncating.
 const MAX_IDENTIFIER_LEN: usize = 63;
 
-/// Columns of `jobs`, in the order [`job_from_row`] reads them.
-const JOB_COLUMNS: &str = "id, idempotency_key, kind, status, current_stage, priority, request, \
-                           result, error, times, created_at_ms, updated_at_ms";
+/// Columns of `jobs` as [`JobRow`] reads them.
+const JOB_SELECT: &str = "id::text AS id, idempotency_key, kind, status, current_stage, \
+                          priority::bigint AS priority, error, error_code, error_field, \
+                          times::text AS times, created_at_ms, updated_at_ms, \
+                          state::text AS state, resume_stage";
+
+/// Columns of `job_events` as [`EventRow`] reads them.
+const EVENT_SELECT: &str = "seq, job_id::text AS job_id, kind, stage, attempt, seconds, at_ms, \
+                            error, error_code, error_field, worker";
 
 /// A [`JobStore`] over a PostgreSQL pool whose connections all work inside one
 /// schema. Cheap to clone.
@@ -45,7 +49,7 @@ impl PgJobStore {
     /// Safe to call from several services starting at once: creation and
     /// migration run under an advisory lock on a dedicated connection, which is
     /// closed afterwards so a failure cannot leave the lock held in the pool.
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, JobStoreError> {
         let schema = validate_schema(&settings.schema)?;
         let options: PgConnectOptions = settings.url.parse()?;
         let timeout = Duration::from_millis(settings.connect_timeout_ms);
@@ -69,9 +73,9 @@ impl PgJobStore {
         &self.pool
     }
 
-    async fn find(&self, column: &str, value: JobKey<'_>) -> Result<Option<JobRecord>, StorageError> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {column} = $1");
-        let query = sqlx::query(&sql);
+    async fn find(&self, column: &str, value: JobKey<'_>) -> Result<Option<JobRecord>, JobStoreError> {
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE {column} = $1");
+        let query = sqlx::query_as::<_, JobRow>(&sql);
         let query = match value {
             JobKey::Id(id) => query.bind(id.0),
             JobKey::Idempotency(key) => query.bind(key),
@@ -79,7 +83,7 @@ impl PgJobStore {
         query
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| job_from_row(&row))
+            .map(JobRow::into_record)
             .transpose()
     }
 }
@@ -91,7 +95,7 @@ enum JobKey<'a> {
 }
 
 /// Creates and migrates `schema` on a connection of its own.
-async fn migrate(options: &PgConnectOptions, schema: &str, timeout: Duration) -> Result<(), StorageError> {
+async fn migrate(options: &PgConnectOptions, schema: &str, timeout: Duration) -> Result<(), JobStoreError> {
     let mut conn = tokio::time::timeout(timeout, PgConnection::connect_with(options))
         .await
         .map_err(|_| {
@@ -124,7 +128,7 @@ async fn migrate(options: &PgConnectOptions, schema: &str, timeout: Duration) ->
 
 /// Checks `schema` is a plain lowercase identifier, which makes quoting it into
 /// SQL text (identifiers cannot be bound) safe.
-fn validate_schema(schema: &str) -> Result<&str, StorageError> {
+fn validate_schema(schema: &str) -> Result<&str, JobStoreError> {
     let mut bytes = schema.bytes();
     let valid = matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
@@ -132,7 +136,7 @@ fn validate_schema(schema: &str) -> Result<&str, StorageError> {
     if valid {
         Ok(schema)
     } else {
-        Err(StorageError::InvalidSchema(schema.to_string()))
+        Err(JobStoreError::InvalidSchema(schema.to_string()))
     }
 }
 
@@ -142,53 +146,58 @@ fn search_path_sql(schema: &str) -> String {
 
 #[async_trait]
 impl JobStore for PgJobStore {
-    async fn create(&self, job: NewJob) -> Result<Created, StorageError> {
+    async fn create(&self, job: NewJob) -> Result<Created, JobStoreError> {
+        let record = job.into_record();
+        let text = JobText::of(&record)?;
         let sql = format!(
-            "INSERT INTO jobs ({JOB_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, $7, $8, $8) \
-             ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
+            "INSERT INTO jobs (id, idempotency_key, kind, status, current_stage, priority, request, \
+                               times, created_at_ms, updated_at_ms, state, resume_stage) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6::jsonb, $7::jsonb, $8, $8, $9::jsonb, $10) \
+             ON CONFLICT DO NOTHING RETURNING {JOB_SELECT}"
         );
-        let inserted = sqlx::query(&sql)
-            .bind(job.id.0)
-            .bind(job.idempotency_key.as_deref())
-            .bind(job.kind.as_str())
-            .bind(JobStatus::Queued.as_str())
-            .bind(i16::from(job.priority))
-            .bind(&job.request)
-            .bind(Json(ProcessingTimes::default()))
-            .bind(to_i64(job.submitted_at_ms))
+        let inserted = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(record.id.0)
+            .bind(record.idempotency_key.as_deref())
+            .bind(record.kind.as_str())
+            .bind(record.status.as_str())
+            .bind(i16::from(record.priority))
+            .bind(&text.request)
+            .bind(&text.times)
+            .bind(to_i64(record.created_at_ms))
+            .bind(text.state.as_deref())
+            .bind(record.resume_stage.map(Stage::as_str))
             .fetch_optional(&self.pool)
             .await?;
         if let Some(row) = inserted {
             return Ok(Created {
-                job: job_from_row(&row)?,
+                job: row.into_record()?,
                 existing: false,
             });
         }
         // Lost to an earlier job with the same key (or id). In READ COMMITTED the
         // insert waited for that job's transaction, so it is visible now.
-        let earlier = match &job.idempotency_key {
+        let earlier = match &record.idempotency_key {
             Some(key) => self.find("idempotency_key", JobKey::Idempotency(key)).await?,
             None => None,
         };
         let earlier = match earlier {
             Some(found) => Some(found),
-            None => self.find("id", JobKey::Id(job.id)).await?,
+            None => self.find("id", JobKey::Id(record.id)).await?,
         };
         match earlier {
-            Some(found) if found.idempotency_key == job.idempotency_key => Ok(Created {
+            Some(found) if found.idempotency_key == record.idempotency_key => Ok(Created {
                 job: found,
                 existing: true,
             }),
-            _ => Err(StorageError::JobConflict { id: job.id }),
+            _ => Err(JobStoreError::JobConflict { id: record.id }),
         }
     }
 
-    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, StorageError> {
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError> {
         self.find("idempotency_key", JobKey::Idempotency(key)).await
     }
 
-    async fn delete(&self, id: JobId) -> Result<bool, StorageError> {
+    async fn delete(&self, id: JobId) -> Result<bool, JobStoreError> {
         let done = sqlx::query("DELETE FROM jobs WHERE id = $1")
             .bind(id.0)
             .execute(&self.pool)
@@ -197,44 +206,45 @@ impl JobStore for PgJobStore {
     }
 
     /// One round trip to the database.
-    async fn ping(&self) -> Result<(), StorageError> {
+    async fn ping(&self) -> Result<(), JobStoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
-    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StorageError> {
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
         self.find("id", JobKey::Id(id)).await
     }
 
-    async fn apply_event(&self, event: &JobEventRecord) -> Result<Option<JobRecord>, StorageError> {
+    async fn apply_event(&self, event: &JobEvent) -> Result<Option<JobRecord>, JobStoreError> {
         let mut tx = self.pool.begin().await?;
         // The row lock serialises events of one job, so the duplicate check and
         // the transition below see each other's effects.
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE");
-        let Some(row) = sqlx::query(&sql)
-            .bind(event.job_id.0)
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = $1 FOR UPDATE");
+        let Some(row) = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(event.job.0)
             .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
         };
-        let job = job_from_row(&row)?;
-
+        let job = row.into_record()?;
+        let failure = event.failure.as_ref();
         let recorded = sqlx::query(
             "INSERT INTO job_events \
-             (job_id, kind, stage, attempt, seconds, at_ms, error, result, times) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             (job_id, kind, stage, attempt, seconds, at_ms, error, error_code, error_field, worker) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT DO NOTHING RETURNING seq",
         )
-        .bind(event.job_id.0)
+        .bind(event.job.0)
         .bind(event.kind.as_str())
         .bind(event.stage.map(Stage::as_str))
         .bind(i64::from(event.attempt))
         .bind(event.seconds)
         .bind(to_i64(event.at_ms))
-        .bind(event.error.as_deref())
-        .bind(event.result.as_ref())
-        .bind(event.times.map(Json))
+        .bind(failure.map(|f| f.message.as_str()))
+        .bind(failure.map(|f| f.code.as_str()))
+        .bind(failure.and_then(|f| f.field.as_deref()))
+        .bind(&event.worker)
         .fetch_optional(&mut *tx)
         .await?;
         if recorded.is_none() {
@@ -251,7 +261,7 @@ impl JobStore for PgJobStore {
                  ON CONFLICT (job_id, stage) DO UPDATE \
                  SET seconds = EXCLUDED.seconds, finished_at = EXCLUDED.finished_at",
             )
-            .bind(event.job_id.0)
+            .bind(event.job.0)
             .bind(stage.as_str())
             .bind(event.seconds)
             .bind(to_i64(event.at_ms))
@@ -262,17 +272,23 @@ impl JobStore for PgJobStore {
 
         let next = rules::transition(&job, event);
         if let Some(next) = &next {
+            let text = JobText::of(next)?;
+            let failure = next.failure.as_ref();
             sqlx::query(
-                "UPDATE jobs SET status = $2, current_stage = $3, result = $4, error = $5, \
-                 times = $6, updated_at_ms = $7 WHERE id = $1",
+                "UPDATE jobs SET status = $2, current_stage = $3, error = $4, error_code = $5, \
+                 error_field = $6, times = $7::jsonb, updated_at_ms = $8, state = $9::jsonb, \
+                 resume_stage = $10 WHERE id = $1",
             )
             .bind(next.id.0)
             .bind(next.status.as_str())
             .bind(next.current_stage.map(Stage::as_str))
-            .bind(next.result.as_ref())
-            .bind(next.error.as_deref())
-            .bind(Json(next.times))
+            .bind(failure.map(|f| f.message.as_str()))
+            .bind(failure.map(|f| f.code.as_str()))
+            .bind(failure.and_then(|f| f.field.as_deref()))
+            .bind(&text.times)
             .bind(to_i64(next.updated_at_ms))
+            .bind(text.state.as_deref())
+            .bind(next.resume_stage.map(Stage::as_str))
             .execute(&mut *tx)
             .await?;
         }
@@ -280,18 +296,16 @@ impl JobStore for PgJobStore {
         Ok(Some(next.unwrap_or(job)))
     }
 
-    async fn events(&self, id: JobId) -> Result<Vec<JobEventRecord>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT job_id, kind, stage, attempt, seconds, at_ms, error, result, times \
-             FROM job_events WHERE job_id = $1 ORDER BY seq",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
+    async fn events(&self, id: JobId) -> Result<Vec<StoredEvent>, JobStoreError> {
+        let sql = format!("SELECT {EVENT_SELECT} FROM job_events WHERE job_id = $1 ORDER BY seq");
+        let rows = sqlx::query_as::<_, EventRow>(&sql)
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(EventRow::into_stored).collect()
     }
 
-    async fn counts(&self) -> Result<JobCounts, StorageError> {
+    async fn counts(&self) -> Result<JobCounts, JobStoreError> {
         let rows = sqlx::query("SELECT status, count(*) FROM jobs GROUP BY status")
             .fetch_all(&self.pool)
             .await?;
@@ -304,10 +318,10 @@ impl JobStore for PgJobStore {
         Ok(counts)
     }
 
-    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, StorageError> {
-        let mut stats: Vec<StageStats> = Stage::ALL.into_iter().map(empty_stats).collect();
+    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, JobStoreError> {
+        let mut stats: Vec<StageStats> = Stage::ALL.into_iter().map(StageStats::empty).collect();
         let slot = |stats: &mut Vec<StageStats>, name: &str| {
-            let stage = rules::parse_stage(name).ok_or_else(|| corrupt("stage", name))?;
+            let stage = Stage::parse(name).ok_or_else(|| corrupt("stage", name))?;
             stats
                 .iter()
                 .position(|s| s.stage == stage)
@@ -365,77 +379,21 @@ impl JobStore for PgJobStore {
         }
         Ok(stats)
     }
-}
 
-fn empty_stats(stage: Stage) -> StageStats {
-    StageStats {
-        stage,
-        running: 0,
-        completed: 0,
-        failed: 0,
-        count_in_window: 0,
-        p50: 0.0,
-        p95: 0.0,
-        p99: 0.0,
-        mean: 0.0,
+    async fn unfinished(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobRecord>, JobStoreError> {
+        let sql = format!(
+            "SELECT {JOB_SELECT} FROM jobs WHERE status IN ($1, $2) AND updated_at_ms <= $3 \
+             ORDER BY updated_at_ms, id LIMIT $4"
+        );
+        let rows = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(JobStatus::Queued.as_str())
+            .bind(JobStatus::Running.as_str())
+            .bind(to_i64(updated_before_ms))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(JobRow::into_record).collect()
     }
-}
-
-fn job_from_row(row: &PgRow) -> Result<JobRecord, StorageError> {
-    let kind: String = row.try_get("kind")?;
-    let status: String = row.try_get("status")?;
-    let priority: i16 = row.try_get("priority")?;
-    let Json(times) = row.try_get::<Json<ProcessingTimes>, _>("times")?;
-    Ok(JobRecord {
-        id: JobId(row.try_get("id")?),
-        idempotency_key: row.try_get("idempotency_key")?,
-        kind: rules::parse_kind(&kind).ok_or_else(|| corrupt("kind", &kind))?,
-        status: JobStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        current_stage: optional_stage(row.try_get("current_stage")?)?,
-        priority: u8::try_from(priority).map_err(|_| corrupt("priority", &priority.to_string()))?,
-        request: row.try_get("request")?,
-        result: row.try_get("result")?,
-        error: row.try_get("error")?,
-        created_at_ms: to_u64(row.try_get("created_at_ms")?),
-        updated_at_ms: to_u64(row.try_get("updated_at_ms")?),
-        times,
-    })
-}
-
-fn event_from_row(row: &PgRow) -> Result<JobEventRecord, StorageError> {
-    let kind: String = row.try_get("kind")?;
-    let attempt: i64 = row.try_get("attempt")?;
-    let times: Option<Json<ProcessingTimes>> = row.try_get("times")?;
-    Ok(JobEventRecord {
-        job_id: JobId(row.try_get("job_id")?),
-        kind: EventKind::parse(&kind).ok_or_else(|| corrupt("event kind", &kind))?,
-        stage: optional_stage(row.try_get("stage")?)?,
-        attempt: u32::try_from(attempt).map_err(|_| corrupt("attempt", &attempt.to_string()))?,
-        seconds: row.try_get("seconds")?,
-        at_ms: to_u64(row.try_get("at_ms")?),
-        error: row.try_get("error")?,
-        result: row.try_get("result")?,
-        times: times.map(|Json(t)| t),
-    })
-}
-
-fn optional_stage(name: Option<String>) -> Result<Option<Stage>, StorageError> {
-    name.map(|n| rules::parse_stage(&n).ok_or_else(|| corrupt("stage", &n)))
-        .transpose()
-}
-
-fn corrupt(what: &str, value: &str) -> StorageError {
-    StorageError::Corrupt(format!("unknown {what} `{value}`"))
-}
-
-/// Epoch milliseconds into `bigint`; saturates (year 292 million) rather than fail.
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// `bigint` counts and stamps back; they are never negative.
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -450,7 +408,7 @@ mod tests {
         let too_long = "a".repeat(MAX_IDENTIFIER_LEN + 1);
         for bad in ["", "Atelier", "1abc", "a-b", "a\"; DROP", too_long.as_str()] {
             assert!(
-                matches!(validate_schema(bad), Err(StorageError::InvalidSchema(_))),
+                matches!(validate_schema(bad), Err(JobStoreError::InvalidSchema(_))),
                 "{bad}"
             );
         }

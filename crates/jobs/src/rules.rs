@@ -1,10 +1,11 @@
-//! The rules both stores follow, kept in one place so PostgreSQL and memory
-//! cannot drift apart: how an event moves a job, and how percentiles are taken.
+//! The rules every store follows, kept in one place so PostgreSQL, SQLite and
+//! memory cannot drift apart: how an event moves a job, and how percentiles are
+//! taken.
 
+use atelier_core::event::{EventKind, JobEvent, JobFailure, JobStatus};
 use atelier_core::job::JobKind;
-use atelier_core::pipeline::Stage;
 
-use super::{EventKind, JobEventRecord, JobRecord, JobStatus};
+use crate::JobRecord;
 
 /// Milliseconds per second: events and rows stamp time in epoch milliseconds.
 pub(crate) const MS_PER_SECOND: u64 = 1_000;
@@ -17,7 +18,7 @@ pub(crate) const P99: f64 = 0.99;
 /// The job after `event`, or `None` when the event changes nothing on the job
 /// row (it is still recorded as an event). Duplicate detection happens before
 /// this is called.
-pub(crate) fn transition(job: &JobRecord, event: &JobEventRecord) -> Option<JobRecord> {
+pub(crate) fn transition(job: &JobRecord, event: &JobEvent) -> Option<JobRecord> {
     // A finished job is history: late or replayed events must not resurrect it.
     if job.status.is_terminal() {
         return None;
@@ -31,7 +32,7 @@ pub(crate) fn transition(job: &JobRecord, event: &JobEventRecord) -> Option<JobR
         // running in its stage rather than going back to queued.
         EventKind::StageStarted | EventKind::StageRetrying => {
             next.status = JobStatus::Running;
-            advance_stage(&mut next, event.stage);
+            advance_stage(&mut next, event);
             if event.kind == EventKind::StageStarted && next.times.queue_wait == 0.0 {
                 // First stage start: the queue wait is now known, even before the
                 // worker's own times arrive with the final event.
@@ -40,44 +41,55 @@ pub(crate) fn transition(job: &JobRecord, event: &JobEventRecord) -> Option<JobR
         }
         EventKind::StageFinished => {
             next.status = JobStatus::Running;
-            advance_stage(&mut next, event.stage);
+            advance_stage(&mut next, event);
             if let Some(stage) = event.stage {
                 next.times.set(stage, event.seconds);
+                // The checkpoint moves on only with the stage that produced it:
+                // a late finish of an earlier stage must not rewind it.
+                if let Some(state) = &event.state
+                    && next.resume_stage.is_none_or(|resume| resume <= stage)
+                {
+                    next.state = Some(state.clone());
+                    next.resume_stage = Some(stage.next().unwrap_or(stage));
+                }
             }
         }
         EventKind::Completed => {
             next.status = JobStatus::Completed;
-            next.result = event.result.clone();
-            next.error = None;
+            next.failure = None;
+            next.resume_stage = None;
+            if let Some(state) = &event.state {
+                next.state = Some(state.clone());
+                next.times = state.times;
+            }
         }
         EventKind::Failed => {
             next.status = JobStatus::Failed;
-            advance_stage(&mut next, event.stage);
-            next.error = Some(
+            next.resume_stage = None;
+            advance_stage(&mut next, event);
+            next.failure = Some(
                 event
-                    .error
+                    .failure
                     .clone()
-                    .unwrap_or_else(|| "failed without a reason".to_string()),
+                    .unwrap_or_else(|| JobFailure::stage("failed without a reason")),
             );
         }
         EventKind::Cancelled => {
             next.status = JobStatus::Cancelled;
-            if event.error.is_some() {
-                next.error = event.error.clone();
+            next.resume_stage = None;
+            if event.failure.is_some() {
+                next.failure = event.failure.clone();
             }
         }
-    }
-    if let Some(times) = event.times {
-        next.times = times;
     }
     next.updated_at_ms = next.updated_at_ms.max(event.at_ms);
     (next != *job).then_some(next)
 }
 
-/// Moves the current stage forward to `stage`, never back: a late start of an
-/// earlier stage (out-of-order delivery) must not rewind the job.
-fn advance_stage(job: &mut JobRecord, stage: Option<Stage>) {
-    if let Some(stage) = stage
+/// Moves the current stage forward to the event's, never back: a late start of
+/// an earlier stage (out-of-order delivery) must not rewind the job.
+fn advance_stage(job: &mut JobRecord, event: &JobEvent) {
+    if let Some(stage) = event.stage
         && job.current_stage.is_none_or(|current| current <= stage)
     {
         job.current_stage = Some(stage);
@@ -103,16 +115,20 @@ pub(crate) fn percentile_cont(sorted: &[f64], fraction: f64) -> f64 {
     lo + (hi - lo) * (position - lower as f64)
 }
 
+/// Mean of `values`, 0 for none.
+pub(crate) fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
 /// The job kind named `s`.
 pub(crate) fn parse_kind(s: &str) -> Option<JobKind> {
     [JobKind::Images, JobKind::Full]
         .into_iter()
         .find(|k| k.as_str() == s)
-}
-
-/// The stage named `s` (as produced by `Stage::as_str`).
-pub(crate) fn parse_stage(s: &str) -> Option<Stage> {
-    Stage::ALL.into_iter().find(|st| st.as_str() == s)
 }
 
 #[cfg(test)]
@@ -127,21 +143,13 @@ mod tests {
         assert!((percentile_cont(&values, P99) - 99.01).abs() < 1e-9);
         assert_eq!(percentile_cont(&[], P50), 0.0);
         assert_eq!(percentile_cont(&[7.0], P99), 7.0);
+        assert_eq!(mean(&[1.0, 3.0]), 2.0);
     }
 
     #[test]
-    fn names_round_trip() {
-        for stage in Stage::ALL {
-            assert_eq!(parse_stage(stage.as_str()), Some(stage));
-        }
+    fn kinds_round_trip() {
         for kind in [JobKind::Images, JobKind::Full] {
             assert_eq!(parse_kind(kind.as_str()), Some(kind));
-        }
-        for status in JobStatus::ALL {
-            assert_eq!(JobStatus::parse(status.as_str()), Some(status));
-        }
-        for kind in EventKind::ALL {
-            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
     }
 }

@@ -1,18 +1,17 @@
-//! One set of behavioural tests, run against both job stores: PostgreSQL (each
+//! One set of behavioural tests, run against every job store: PostgreSQL (each
 //! test in a fresh schema of its own, dropped afterwards, so tests run in
-//! parallel) and memory. The two must be indistinguishable to their callers.
+//! parallel), SQLite (a fresh file per test) and memory. They must be
+//! indistinguishable to their callers.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use atelier_core::job::{JobId, JobKind};
-use atelier_core::pipeline::{ProcessingTimes, Stage};
+use atelier_core::event::{EventKind, JobEvent, JobFailure, JobStatus};
+use atelier_core::job::{JobId, JobKind, JobSpec, StoredInput};
+use atelier_core::pipeline::{JobState, ProcessingTimes, Stage};
+use atelier_core::request::GenerateRequest;
 use atelier_core::settings::DatabaseSettings;
-use atelier_storage::{
-    EventKind, JobEventRecord, JobStatus, JobStore, MemoryJobStore, NewJob, PgJobStore, StorageError,
-};
-use serde_json::json;
+use atelier_jobs::{JobRecord, JobStore, JobStoreError, MemoryJobStore, NewJob, PgJobStore, SqliteJobStore};
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const HOUR_MS: u64 = 3_600_000;
@@ -55,6 +54,20 @@ where
     }
 }
 
+async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn JobStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tmp");
+    let settings = DatabaseSettings {
+        url: format!("sqlite://{}", dir.path().join("data/atelier.db").display()),
+        ..settings("atelier")
+    };
+    let store = SqliteJobStore::connect(&settings).await.expect("open");
+    test(Arc::new(store)).await;
+}
+
 async fn on_memory<F, Fut>(test: F)
 where
     F: FnOnce(Arc<dyn JobStore>) -> Fut,
@@ -64,13 +77,21 @@ where
 }
 
 /// Declares each named test once per store.
-macro_rules! on_both_stores {
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::on_memory(super::$name).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_sqlite(super::$name).await;
                 }
             )*
         }
@@ -85,60 +106,81 @@ macro_rules! on_both_stores {
     };
 }
 
-on_both_stores!(
+on_every_store!(
     create_then_get,
     idempotency_key_returns_the_first_job,
     concurrent_creates_with_one_key_make_one_job,
     event_sequence_completes_the_job,
+    checkpoints_follow_finished_stages,
     duplicate_events_are_ignored,
     terminal_status_is_sticky,
     event_for_unknown_job_is_none,
     counts_by_status,
     stage_stats_percentiles_and_window,
     refused_jobs_are_deleted_and_their_key_freed,
+    unfinished_jobs_oldest_first,
 );
 
 fn now_ms() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    u64::try_from(since.as_millis()).expect("fits")
+    atelier_core::clock::now_ms()
+}
+
+fn state(id: JobId, submitted_at_ms: u64) -> JobState {
+    let request: GenerateRequest = serde_json::from_value(serde_json::json!({
+        "inputImages": [{ "url": "https://shop.example/a.jpg", "backgrounds": [1, 1, 1] }],
+        "priority": 5
+    }))
+    .expect("request");
+    JobState::new(JobSpec {
+        id,
+        kind: JobKind::Full,
+        request,
+        inputs: vec![StoredInput {
+            key: "inputs/0.jpg".into(),
+            source: "https://shop.example/a.jpg".into(),
+        }],
+        submitted_at_ms,
+    })
 }
 
 fn new_job(key: Option<&str>) -> NewJob {
-    NewJob {
-        id: JobId::new(),
-        idempotency_key: key.map(str::to_string),
-        kind: JobKind::Full,
-        priority: 5,
-        request: json!({ "inputImages": [{ "url": "a.jpg" }] }),
-        submitted_at_ms: now_ms(),
-    }
+    NewJob::new(state(JobId::new(), now_ms()), key.map(str::to_string))
 }
 
-fn event(job_id: JobId, kind: EventKind, stage: Option<Stage>, at_ms: u64) -> JobEventRecord {
-    JobEventRecord {
-        job_id,
-        kind,
-        stage,
-        attempt: 1,
-        seconds: 0.0,
-        at_ms,
-        error: None,
-        result: None,
-        times: None,
-    }
+fn event(job: JobId, kind: EventKind, stage: Option<Stage>, at_ms: u64) -> JobEvent {
+    let mut e = JobEvent::new(job, kind, "test");
+    e.stage = stage;
+    e.attempt = 1;
+    e.at_ms = at_ms;
+    e
 }
 
-fn finished(job_id: JobId, stage: Stage, seconds: f64, at_ms: u64) -> JobEventRecord {
-    JobEventRecord {
-        seconds,
-        ..event(job_id, EventKind::StageFinished, Some(stage), at_ms)
-    }
+fn finished(job: JobId, stage: Stage, seconds: f64, at_ms: u64) -> JobEvent {
+    event(job, EventKind::StageFinished, Some(stage), at_ms).seconds(seconds)
 }
 
-async fn apply(store: &dyn JobStore, e: &JobEventRecord) -> atelier_storage::JobRecord {
+async fn apply(store: &dyn JobStore, e: &JobEvent) -> JobRecord {
     store.apply_event(e).await.expect("apply").expect("job exists")
+}
+
+/// The events as the store gives them back (without sequence numbers and states).
+async fn history(store: &dyn JobStore, id: JobId) -> Vec<JobEvent> {
+    let stored = store.events(id).await.expect("events");
+    assert!(
+        stored.windows(2).all(|w| w[0].seq < w[1].seq),
+        "sequence numbers increase"
+    );
+    stored.into_iter().map(|s| s.event).collect()
+}
+
+fn without_state(events: &[JobEvent]) -> Vec<JobEvent> {
+    events
+        .iter()
+        .map(|e| JobEvent {
+            state: None,
+            ..e.clone()
+        })
+        .collect()
 }
 
 async fn create_then_get(store: Arc<dyn JobStore>) {
@@ -146,17 +188,22 @@ async fn create_then_get(store: Arc<dyn JobStore>) {
     let created = store.create(new.clone()).await.expect("create");
     assert!(!created.existing);
     let job = created.job;
-    assert_eq!(job.id, new.id);
+    assert_eq!(job.id, new.id());
     assert_eq!(job.kind, JobKind::Full);
     assert_eq!(job.status, JobStatus::Queued);
     assert_eq!(job.current_stage, None);
     assert_eq!(job.priority, 5);
-    assert_eq!(job.request, new.request);
-    assert_eq!((job.result.clone(), job.error.clone()), (None, None));
-    assert_eq!(job.created_at_ms, new.submitted_at_ms);
-    assert_eq!(job.updated_at_ms, new.submitted_at_ms);
+    assert_eq!(
+        job.state.as_ref(),
+        Some(&new.state),
+        "the initial state is the first checkpoint"
+    );
+    assert_eq!(job.resume_stage, Some(Stage::Analysis));
+    assert_eq!((job.result(), job.failure.clone()), (None, None));
+    assert_eq!(job.created_at_ms, new.state.spec.submitted_at_ms);
+    assert_eq!(job.updated_at_ms, new.state.spec.submitted_at_ms);
     assert_eq!(job.times, ProcessingTimes::default());
-    assert_eq!(store.get(new.id).await.expect("get"), Some(job));
+    assert_eq!(store.get(new.id()).await.expect("get"), Some(job));
     assert_eq!(store.get(JobId::new()).await.expect("get"), None);
 }
 
@@ -178,18 +225,12 @@ async fn idempotency_key_returns_the_first_job(store: Arc<dyn JobStore>) {
     assert!(store.create(same_id).await.expect("retry").existing);
     assert_eq!(store.counts().await.expect("counts").queued, 5);
     // The same id under another key is a caller bug, not a duplicate.
-    let clash = NewJob {
-        idempotency_key: Some("k-3".into()),
-        ..new_job(None)
-    };
+    let clash = NewJob::new(new_job(None).state, Some("k-3".into()));
     store.create(clash.clone()).await.expect("create");
-    let clash = NewJob {
-        idempotency_key: Some("k-4".into()),
-        ..clash
-    };
+    let clash = NewJob::new(clash.state, Some("k-4".into()));
     assert!(matches!(
         store.create(clash).await,
-        Err(StorageError::JobConflict { .. })
+        Err(JobStoreError::JobConflict { .. })
     ));
 }
 
@@ -241,8 +282,9 @@ async fn concurrent_creates_with_one_key_make_one_job(store: Arc<dyn JobStore>) 
 
 async fn event_sequence_completes_the_job(store: Arc<dyn JobStore>) {
     let new = new_job(None);
-    let id = new.id;
-    let t0 = new.submitted_at_ms;
+    let id = new.id();
+    let t0 = new.state.spec.submitted_at_ms;
+    let initial = new.state.clone();
     store.create(new).await.expect("create");
 
     let mut sent = vec![event(id, EventKind::Queued, None, t0)];
@@ -275,26 +317,24 @@ async fn event_sequence_completes_the_job(store: Arc<dyn JobStore>) {
         saving: 0.25,
         total: 6.5,
     };
-    let result = json!({ "success": true, "images": ["jobs/x/variations/0.jpg"] });
-    let completed = JobEventRecord {
-        result: Some(result.clone()),
-        times: Some(times),
-        ..event(id, EventKind::Completed, None, at)
-    };
+    let mut result = initial;
+    result.times = times;
+    let completed = event(id, EventKind::Completed, None, at).state(result.clone());
     let job = apply(&*store, &completed).await;
     sent.push(completed);
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(job.current_stage, Some(Stage::PostProcessing));
-    assert_eq!(job.result, Some(result));
+    assert_eq!(job.result(), Some(&result));
+    assert_eq!(job.resume_stage, None);
     assert_eq!(job.times, times);
-    assert_eq!(job.error, None);
+    assert_eq!(job.failure, None);
     assert_eq!(store.get(id).await.expect("get"), Some(job));
-    assert_eq!(store.events(id).await.expect("events"), sent);
+    assert_eq!(history(&*store, id).await, without_state(&sent));
 }
 
 async fn duplicate_events_are_ignored(store: Arc<dyn JobStore>) {
     let new = new_job(None);
-    let (id, t0) = (new.id, new.submitted_at_ms);
+    let (id, t0) = (new.id(), new.state.spec.submitted_at_ms);
     store.create(new).await.expect("create");
     let started = event(id, EventKind::StageStarted, Some(Stage::Analysis), t0 + 1_000);
     let first = apply(&*store, &started).await;
@@ -303,7 +343,7 @@ async fn duplicate_events_are_ignored(store: Arc<dyn JobStore>) {
     let done = finished(id, Stage::Analysis, 1.5, t0 + 2_000);
     let after = apply(&*store, &done).await;
     // A redelivery with drifted fields is still the same event: it changes nothing.
-    let redelivered = JobEventRecord {
+    let redelivered = JobEvent {
         seconds: 9.0,
         at_ms: t0 + 9_000,
         ..done.clone()
@@ -311,15 +351,12 @@ async fn duplicate_events_are_ignored(store: Arc<dyn JobStore>) {
     assert_eq!(apply(&*store, &redelivered).await, after);
     assert_eq!(after.times.analysis, 1.5);
     // A retry is a new attempt, hence a new event.
-    let retry = JobEventRecord {
+    let retry = JobEvent {
         attempt: 2,
         ..started.clone()
     };
     apply(&*store, &retry).await;
-    assert_eq!(
-        store.events(id).await.expect("events"),
-        vec![started, done, retry]
-    );
+    assert_eq!(history(&*store, id).await, vec![started, done, retry]);
     let stats = store.stage_stats(3_600).await.expect("stats");
     assert_eq!(stats[0].completed, 1);
     assert_eq!(stats[0].mean, 1.5);
@@ -328,12 +365,10 @@ async fn duplicate_events_are_ignored(store: Arc<dyn JobStore>) {
 async fn terminal_status_is_sticky(store: Arc<dyn JobStore>) {
     // Completed, then a late cancel.
     let new = new_job(None);
-    let (done_id, t0) = (new.id, new.submitted_at_ms);
+    let (done_id, t0) = (new.id(), new.state.spec.submitted_at_ms);
+    let final_state = new.state.clone();
     store.create(new).await.expect("create");
-    let completed = JobEventRecord {
-        result: Some(json!({ "success": true })),
-        ..event(done_id, EventKind::Completed, None, t0 + 1_000)
-    };
+    let completed = event(done_id, EventKind::Completed, None, t0 + 1_000).state(final_state);
     let job = apply(&*store, &completed).await;
     let after = apply(&*store, &event(done_id, EventKind::Cancelled, None, t0 + 2_000)).await;
     assert_eq!(after, job);
@@ -341,7 +376,7 @@ async fn terminal_status_is_sticky(store: Arc<dyn JobStore>) {
 
     // Cancelled, then a stage that was already on its way starts.
     let new = new_job(None);
-    let cancelled_id = new.id;
+    let cancelled_id = new.id();
     store.create(new).await.expect("create");
     let cancel = event(cancelled_id, EventKind::Cancelled, None, t0 + 1_000);
     let job = apply(&*store, &cancel).await;
@@ -354,22 +389,27 @@ async fn terminal_status_is_sticky(store: Arc<dyn JobStore>) {
     );
     assert_eq!(apply(&*store, &late).await, job);
     assert_eq!(
-        store.events(cancelled_id).await.expect("events"),
+        history(&*store, cancelled_id).await,
         vec![cancel, late],
         "the late event is recorded even though it changes nothing"
     );
 
     // Failed, then a completion from a redelivered message.
     let new = new_job(None);
-    let failed_id = new.id;
+    let failed_id = new.id();
     store.create(new).await.expect("create");
-    let failed = JobEventRecord {
-        error: Some("undecodable image".into()),
-        ..event(failed_id, EventKind::Failed, Some(Stage::Analysis), t0 + 1_000)
-    };
+    let failure = JobFailure::new("invalid_image", "undecodable image").with_field("inputImages[0].url");
+    let failed =
+        event(failed_id, EventKind::Failed, Some(Stage::Analysis), t0 + 1_000).failure(failure.clone());
     let job = apply(&*store, &failed).await;
     assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(job.error.as_deref(), Some("undecodable image"));
+    assert_eq!(job.failure.as_ref(), Some(&failure));
+    assert_eq!(job.resume_stage, None);
+    assert_eq!(
+        history(&*store, failed_id).await,
+        vec![failed.clone()],
+        "the failure's code and field are kept"
+    );
     assert_eq!(job.current_stage, Some(Stage::Analysis));
     let completed = event(failed_id, EventKind::Completed, None, t0 + 2_000);
     assert_eq!(apply(&*store, &completed).await, job);
@@ -396,7 +436,7 @@ async fn counts_by_status(store: Arc<dyn JobStore>) {
     let mut ids = Vec::new();
     for _ in 0..6 {
         let new = new_job(None);
-        ids.push(new.id);
+        ids.push(new.id());
         store.create(new).await.expect("create");
     }
     let at = now_ms();
@@ -430,13 +470,13 @@ async fn stage_stats_percentiles_and_window(store: Arc<dyn JobStore>) {
     let now = now_ms();
     for seconds in 1..=100 {
         let new = new_job(None);
-        let id = new.id;
+        let id = new.id();
         store.create(new).await.expect("create");
         apply(&*store, &finished(id, Stage::Analysis, f64::from(seconds), now)).await;
     }
     // Finished two hours ago: counted as completed, but outside the window.
     let old = new_job(None);
-    let old_id = old.id;
+    let old_id = old.id();
     store.create(old).await.expect("create");
     apply(
         &*store,
@@ -445,7 +485,7 @@ async fn stage_stats_percentiles_and_window(store: Arc<dyn JobStore>) {
     .await;
 
     let running = new_job(None);
-    let running_id = running.id;
+    let running_id = running.id();
     store.create(running).await.expect("create");
     apply(
         &*store,
@@ -453,7 +493,7 @@ async fn stage_stats_percentiles_and_window(store: Arc<dyn JobStore>) {
     )
     .await;
     let failed = new_job(None);
-    let failed_id = failed.id;
+    let failed_id = failed.id();
     store.create(failed).await.expect("create");
     apply(
         &*store,
@@ -491,6 +531,74 @@ async fn stage_stats_percentiles_and_window(store: Arc<dyn JobStore>) {
     assert_eq!(wide[0].count_in_window, 101);
 }
 
+async fn checkpoints_follow_finished_stages(store: Arc<dyn JobStore>) {
+    let new = new_job(None);
+    let (id, t0) = (new.id(), new.state.spec.submitted_at_ms);
+    let mut state = new.state.clone();
+    store.create(new).await.expect("create");
+    state.times.analysis = 0.5;
+    let analysed = finished(id, Stage::Analysis, 0.5, t0 + 1_000).state(state.clone());
+    let job = apply(&*store, &analysed).await;
+    assert_eq!(job.state.as_ref(), Some(&state));
+    assert_eq!(job.resume_stage, Some(Stage::Generation));
+
+    state.times.generation = 0.75;
+    let generated = finished(id, Stage::Generation, 0.75, t0 + 2_000).state(state.clone());
+    let job = apply(&*store, &generated).await;
+    assert_eq!(job.resume_stage, Some(Stage::Upscaling));
+
+    // A late (retried) finish of an earlier stage does not rewind the checkpoint.
+    let mut stale = state.clone();
+    stale.times.generation = 0.0;
+    let late = JobEvent {
+        attempt: 2,
+        ..finished(id, Stage::Analysis, 0.5, t0 + 3_000).state(stale)
+    };
+    let job = apply(&*store, &late).await;
+    assert_eq!(job.state.as_ref(), Some(&state));
+    assert_eq!(job.resume_stage, Some(Stage::Upscaling));
+    // The last stage's checkpoint resumes at that stage (it emits the completion).
+    let post = finished(id, Stage::PostProcessing, 1.0, t0 + 4_000).state(state);
+    assert_eq!(
+        apply(&*store, &post).await.resume_stage,
+        Some(Stage::PostProcessing)
+    );
+}
+
+async fn unfinished_jobs_oldest_first(store: Arc<dyn JobStore>) {
+    let t0 = now_ms() - 60_000;
+    let mut ids = Vec::new();
+    for n in 0..4u64 {
+        let job = NewJob::new(state(JobId::new(), t0 + n * 1_000), None);
+        ids.push(job.id());
+        store.create(job).await.expect("create");
+    }
+    // Job 0 progresses last; job 3 finishes.
+    apply(
+        &*store,
+        &event(
+            ids[0],
+            EventKind::StageStarted,
+            Some(Stage::Analysis),
+            t0 + 10_000,
+        ),
+    )
+    .await;
+    apply(&*store, &event(ids[3], EventKind::Completed, None, t0 + 10_000)).await;
+
+    let all = store.unfinished(now_ms(), 10).await.expect("unfinished");
+    let got: Vec<_> = all.iter().map(|j| j.id).collect();
+    assert_eq!(
+        got,
+        [ids[1], ids[2], ids[0]],
+        "oldest progress first, finished jobs left out"
+    );
+    assert!(all.iter().all(|j| j.state.is_some() && j.resume_stage.is_some()));
+    let stale = store.unfinished(t0 + 1_500, 10).await.expect("stale");
+    assert_eq!(stale.iter().map(|j| j.id).collect::<Vec<_>>(), [ids[1]]);
+    assert_eq!(store.unfinished(now_ms(), 1).await.expect("limit").len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_startups_migrate_one_fresh_schema() {
     const SERVICES: usize = 3;
@@ -523,7 +631,7 @@ async fn concurrent_startups_migrate_one_fresh_schema() {
         .fetch_one(&pool)
         .await
         .expect("migrations");
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2, "every migration ran once");
     for store in &stores {
         store.ping().await.expect("ping");
     }
@@ -547,7 +655,7 @@ async fn invalid_schema_is_refused_before_connecting() {
         let err = PgJobStore::connect(&settings(bad))
             .await
             .expect_err("invalid schema");
-        assert!(matches!(err, StorageError::InvalidSchema(_)), "{bad}: {err}");
+        assert!(matches!(err, JobStoreError::InvalidSchema(_)), "{bad}: {err}");
     }
 }
 
@@ -562,5 +670,5 @@ async fn errors_say_whether_to_retry() {
         .await
         .expect_err("nothing listens on port 1");
     assert!(err.is_transient(), "{err:?}");
-    assert!(!StorageError::InvalidSchema("X".into()).is_transient());
+    assert!(!JobStoreError::InvalidSchema("X".into()).is_transient());
 }

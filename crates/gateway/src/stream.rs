@@ -1,0 +1,139 @@
+//! `GET /api/v1/jobs/{id}/events`: one server-sent event per stage transition,
+//! each with the store's sequence number as its `id:`, so a client that
+//! reconnects with `Last-Event-ID` resumes after the last one it saw; the
+//! stream ends with the job's final state.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use atelier_core::job::JobId;
+use atelier_jobs::StoredEvent;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::jobs::parse_id;
+use crate::model::{JobEventBody, JobResource};
+use crate::wait::load;
+use crate::watch::{JobWatch, Wake, settle};
+use crate::{ApiError, AppState};
+
+/// Keep-alive comments on an idle stream, so proxies don't cut it.
+const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often the stream re-reads the store even without news.
+const RECHECK: Duration = Duration::from_secs(2);
+/// Events buffered for a slow client.
+const BUFFER: usize = 32;
+
+/// The job's events as they happen, ending with its final state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/events",
+    operation_id = "streamJobEvents",
+    tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's request_id"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream: `event: <kind>` with a JobEventBody, then `event: final` with the JobResource",
+         content_type = "text/event-stream", body = JobEventBody),
+        (status = 404, description = "Unknown job", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn job_events(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = parse_id(&id)?;
+    let watch = app.events.watch(id);
+    load(&app, id).await?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let (tx, rx) = mpsc::channel(BUFFER);
+    tokio::spawn(feed(app, id, watch, after, tx));
+    let stream = futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE)))
+}
+
+/// Sends the job's stored events after `after`, then each new one as the store
+/// records it, until the final one (then the job itself) or the client leaves.
+async fn feed(app: AppState, id: JobId, mut watch: JobWatch, mut after: u64, tx: mpsc::Sender<Event>) {
+    loop {
+        let Ok(events) = app.jobs.events(id).await else {
+            return;
+        };
+        let seen = after;
+        for stored in events.iter().filter(|e| e.seq > seen) {
+            after = stored.seq;
+            if tx.send(sse(stored)).await.is_err() {
+                return;
+            }
+            if stored.event.is_final() {
+                send_final(&app, id, &tx).await;
+                return;
+            }
+        }
+        match load(&app, id).await {
+            // Ended without a final event on record (an old row): say so and stop.
+            Ok(job) if job.status.is_terminal() => {
+                let _ = tx.send(final_event(&JobResource::from(&job))).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        match watch.next(Instant::now() + RECHECK).await {
+            Wake::Event(event) => {
+                // Give the status service a moment to record what the feed announced.
+                let identity = event.identity();
+                let _ = settle(|| async {
+                    let events = app.jobs.events(id).await?;
+                    Ok::<_, atelier_jobs::JobStoreError>(
+                        events
+                            .iter()
+                            .any(|e| e.event.identity() == identity)
+                            .then_some(()),
+                    )
+                })
+                .await;
+            }
+            Wake::Missed | Wake::Timeout => {}
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+async fn send_final(app: &AppState, id: JobId, tx: &mpsc::Sender<Event>) {
+    let ended = settle(|| async {
+        let job = load(app, id).await?;
+        Ok::<_, ApiError>(job.status.is_terminal().then_some(job))
+    })
+    .await;
+    if let Ok(Some(job)) = ended {
+        let _ = tx.send(final_event(&JobResource::from(&job))).await;
+    }
+}
+
+fn sse(stored: &StoredEvent) -> Event {
+    let data = serde_json::to_string(&JobEventBody::from(stored)).unwrap_or_default();
+    Event::default()
+        .id(stored.seq.to_string())
+        .event(stored.event.kind.as_str())
+        .data(data)
+}
+
+fn final_event(job: &JobResource) -> Event {
+    Event::default()
+        .event("final")
+        .data(serde_json::to_string(job).unwrap_or_default())
+}

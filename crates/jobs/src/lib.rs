@@ -1,0 +1,122 @@
+//! The job store: job rows created by the gateway and progress written by the
+//! status service from pipeline events.
+//!
+//! Three implementations share one set of rules (the private `rules` module) and
+//! one behaviour suite (`tests/jobstore.rs`): PostgreSQL for the distributed
+//! stack (several gateways and a status service share it), SQLite for
+//! `atelier serve` (one process, one file) and memory for tests. Events arrive at
+//! least once and possibly late, so applying them is idempotent and a finished
+//! job never changes state again.
+//!
+//! Every job row keeps a checkpoint: the job's state after the last finished
+//! stage and the stage to run next, so a restarted `atelier serve` or the reaper
+//! can put it back into the pipeline without the messages that carried it.
+
+mod codec;
+mod error;
+mod memory;
+mod postgres;
+mod record;
+mod rules;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use atelier_core::event::JobEvent;
+use atelier_core::job::JobId;
+use atelier_core::settings::DatabaseSettings;
+
+pub use atelier_core::event::{EventKind, JobStatus};
+pub use error::JobStoreError;
+pub use memory::MemoryJobStore;
+pub use postgres::PgJobStore;
+pub use record::{Created, JobCounts, JobRecord, NewJob, StageStats, StoredEvent};
+pub use sqlite::SqliteJobStore;
+
+/// Job rows and their progress. The gateway creates and reads; the status
+/// service is the only writer of progress, through [`JobStore::apply_event`].
+#[async_trait]
+pub trait JobStore: Send + Sync + fmt::Debug {
+    /// Inserts a queued job. When its idempotency key is already taken, returns
+    /// that job with `existing = true` instead (safe under concurrent submissions).
+    async fn create(&self, job: NewJob) -> Result<Created, JobStoreError>;
+
+    /// The job `id`, if it exists.
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError>;
+
+    /// The job created under `key`, so a repeated request skips fetching its
+    /// inputs again.
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError>;
+
+    /// Forgets a job that never entered the pipeline (its first publish was
+    /// refused). Returns whether a job was removed.
+    async fn delete(&self, id: JobId) -> Result<bool, JobStoreError>;
+
+    /// Readiness: the store answers.
+    async fn ping(&self) -> Result<(), JobStoreError>;
+
+    /// Records `event` and moves the job accordingly. Duplicates change nothing,
+    /// a terminal status is never left, and an unknown job yields `Ok(None)` (its
+    /// row may not be visible yet, or the event is stale). Otherwise returns the
+    /// job after the event.
+    async fn apply_event(&self, event: &JobEvent) -> Result<Option<JobRecord>, JobStoreError>;
+
+    /// The job's recorded events in the order they were applied, each with its
+    /// sequence number (for replaying progress to a late subscriber).
+    async fn events(&self, id: JobId) -> Result<Vec<StoredEvent>, JobStoreError>;
+
+    /// Number of jobs in each status.
+    async fn counts(&self) -> Result<JobCounts, JobStoreError>;
+
+    /// One entry per stage in `Stage::ALL` order; timing figures cover stage
+    /// finishes within the last `window_seconds`.
+    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, JobStoreError>;
+
+    /// Jobs not yet finished whose last progress is at or before
+    /// `updated_before_ms`, least recently updated first, at most `limit`: what a
+    /// restart re-enqueues and what the reaper looks at.
+    async fn unfinished(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobRecord>, JobStoreError>;
+}
+
+/// The store `settings.url` names: `postgres://…` (the stack), `sqlite://PATH`
+/// (`atelier serve`; the file is created when missing) or `memory://` (tests).
+pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn JobStore>, JobStoreError> {
+    let url = settings.url.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgJobStore::connect(settings).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteJobStore::connect(settings).await?))
+    } else if url == "memory://" {
+        Ok(Arc::new(MemoryJobStore::new()))
+    } else {
+        Err(JobStoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact_url("sqlite://data/a.db"), "sqlite://data/a.db");
+    }
+}

@@ -1,0 +1,329 @@
+//! Jobs in one SQLite file: the embedded store of `atelier serve`.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of one
+//! connection (no `SQLITE_BUSY` from two writers racing to upgrade their
+//! transactions) while reads use a few connections of their own, which WAL mode
+//! lets run beside the writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use atelier_core::event::{EventKind, JobEvent, JobStatus};
+use atelier_core::job::JobId;
+use atelier_core::pipeline::Stage;
+use atelier_core::settings::DatabaseSettings;
+use sqlx::Row;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::codec::{EventRow, JobRow, JobText, corrupt, to_i64, to_u64};
+use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};
+use crate::{Created, JobCounts, JobRecord, JobStore, JobStoreError, NewJob, StageStats, StoredEvent};
+
+/// The schema's migrations, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Columns of `jobs` as [`JobRow`] reads them.
+const JOB_SELECT: &str = "id, idempotency_key, kind, status, current_stage, priority, error, \
+                          error_code, error_field, times, created_at_ms, updated_at_ms, state, \
+                          resume_stage";
+
+/// Columns of `job_events` as [`EventRow`] reads them.
+const EVENT_SELECT: &str = "seq, job_id, kind, stage, attempt, seconds, at_ms, error, error_code, \
+                            error_field, worker";
+
+/// A [`JobStore`] in one SQLite database file. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteJobStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteJobStore {
+    /// Opens (creating when missing) the database `settings.url` names
+    /// (`sqlite://path/to/atelier.db`) and brings its schema up to date.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, JobStoreError> {
+        let path = settings
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| settings.url.strip_prefix("sqlite:"))
+            .unwrap_or(&settings.url);
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| JobStoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let timeout = Duration::from_millis(settings.connect_timeout_ms);
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(timeout)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn find(&self, column: &str, value: &str) -> Result<Option<JobRecord>, JobStoreError> {
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE {column} = ?1");
+        sqlx::query_as::<_, JobRow>(&sql)
+            .bind(value)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteJobStore {
+    async fn create(&self, job: NewJob) -> Result<Created, JobStoreError> {
+        let record = job.into_record();
+        let text = JobText::of(&record)?;
+        let mut tx = self.writer.begin().await?;
+        let earlier = match &record.idempotency_key {
+            Some(key) => {
+                let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE idempotency_key = ?1");
+                sqlx::query_as::<_, JobRow>(&sql)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
+        if let Some(row) = earlier {
+            return Ok(Created {
+                job: row.into_record()?,
+                existing: true,
+            });
+        }
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO jobs (id, idempotency_key, kind, status, current_stage, priority, \
+                                         request, times, created_at_ms, updated_at_ms, state, resume_stage) \
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+        )
+        .bind(record.id.to_string())
+        .bind(record.idempotency_key.as_deref())
+        .bind(record.kind.as_str())
+        .bind(record.status.as_str())
+        .bind(i64::from(record.priority))
+        .bind(&text.request)
+        .bind(&text.times)
+        .bind(to_i64(record.created_at_ms))
+        .bind(text.state.as_deref())
+        .bind(record.resume_stage.map(Stage::as_str))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() > 0 {
+            tx.commit().await?;
+            return Ok(Created {
+                job: record,
+                existing: false,
+            });
+        }
+        // The id is taken: the same submission again (a retry), or a caller bug.
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = ?1");
+        let found = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(record.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()?;
+        tx.commit().await?;
+        match found {
+            Some(job) if job.idempotency_key == record.idempotency_key => Ok(Created { job, existing: true }),
+            _ => Err(JobStoreError::JobConflict { id: record.id }),
+        }
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
+        self.find("id", &id.to_string()).await
+    }
+
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError> {
+        self.find("idempotency_key", key).await
+    }
+
+    async fn delete(&self, id: JobId) -> Result<bool, JobStoreError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE id = ?1")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn ping(&self) -> Result<(), JobStoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn apply_event(&self, event: &JobEvent) -> Result<Option<JobRecord>, JobStoreError> {
+        // One writer connection: this transaction cannot interleave with another write.
+        let mut tx = self.writer.begin().await?;
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = ?1");
+        let Some(row) = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(event.job.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let job = row.into_record()?;
+        let failure = event.failure.as_ref();
+        let recorded = sqlx::query(
+            "INSERT OR IGNORE INTO job_events \
+             (job_id, kind, stage, attempt, seconds, at_ms, error, error_code, error_field, worker) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(event.job.to_string())
+        .bind(event.kind.as_str())
+        .bind(event.stage.map(Stage::as_str))
+        .bind(i64::from(event.attempt))
+        .bind(event.seconds)
+        .bind(to_i64(event.at_ms))
+        .bind(failure.map(|f| f.message.as_str()))
+        .bind(failure.map(|f| f.code.as_str()))
+        .bind(failure.and_then(|f| f.field.as_deref()))
+        .bind(&event.worker)
+        .execute(&mut *tx)
+        .await?;
+        if recorded.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(Some(job));
+        }
+        if let (EventKind::StageFinished, Some(stage)) = (event.kind, event.stage) {
+            sqlx::query(
+                "INSERT INTO stage_timings (job_id, stage, seconds, finished_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (job_id, stage) DO UPDATE \
+                 SET seconds = excluded.seconds, finished_ms = excluded.finished_ms",
+            )
+            .bind(event.job.to_string())
+            .bind(stage.as_str())
+            .bind(event.seconds)
+            .bind(to_i64(event.at_ms))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let next = rules::transition(&job, event);
+        if let Some(next) = &next {
+            let text = JobText::of(next)?;
+            let failure = next.failure.as_ref();
+            sqlx::query(
+                "UPDATE jobs SET status = ?2, current_stage = ?3, error = ?4, error_code = ?5, \
+                 error_field = ?6, times = ?7, updated_at_ms = ?8, state = ?9, resume_stage = ?10 \
+                 WHERE id = ?1",
+            )
+            .bind(next.id.to_string())
+            .bind(next.status.as_str())
+            .bind(next.current_stage.map(Stage::as_str))
+            .bind(failure.map(|f| f.message.as_str()))
+            .bind(failure.map(|f| f.code.as_str()))
+            .bind(failure.and_then(|f| f.field.as_deref()))
+            .bind(&text.times)
+            .bind(to_i64(next.updated_at_ms))
+            .bind(text.state.as_deref())
+            .bind(next.resume_stage.map(Stage::as_str))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(next.unwrap_or(job)))
+    }
+
+    async fn events(&self, id: JobId) -> Result<Vec<StoredEvent>, JobStoreError> {
+        let sql = format!("SELECT {EVENT_SELECT} FROM job_events WHERE job_id = ?1 ORDER BY seq");
+        let rows = sqlx::query_as::<_, EventRow>(&sql)
+            .bind(id.to_string())
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(EventRow::into_stored).collect()
+    }
+
+    async fn counts(&self) -> Result<JobCounts, JobStoreError> {
+        let rows = sqlx::query("SELECT status, count(*) FROM jobs GROUP BY status")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut counts = JobCounts::default();
+        for row in rows {
+            let status: String = row.try_get(0)?;
+            let status = JobStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+            counts.add(status, to_u64(row.try_get(1)?));
+        }
+        Ok(counts)
+    }
+
+    async fn stage_stats(&self, window_seconds: u32) -> Result<Vec<StageStats>, JobStoreError> {
+        let since_ms =
+            atelier_core::clock::now_ms().saturating_sub(u64::from(window_seconds) * MS_PER_SECOND);
+        let mut stats = Vec::with_capacity(Stage::ALL.len());
+        for stage in Stage::ALL {
+            let name = stage.as_str();
+            let in_stage = sqlx::query(
+                "SELECT count(*) FILTER (WHERE status = ?2), count(*) FILTER (WHERE status = ?3) \
+                 FROM jobs WHERE current_stage = ?1",
+            )
+            .bind(name)
+            .bind(JobStatus::Running.as_str())
+            .bind(JobStatus::Failed.as_str())
+            .fetch_one(&self.reader)
+            .await?;
+            let completed: i64 = sqlx::query("SELECT count(*) FROM stage_timings WHERE stage = ?1")
+                .bind(name)
+                .fetch_one(&self.reader)
+                .await?
+                .try_get(0)?;
+            // SQLite has no percentile_cont: the window's values are sorted by the
+            // index and interpolated here, by the same rule as the other stores.
+            let window: Vec<f64> = sqlx::query(
+                "SELECT seconds FROM stage_timings WHERE stage = ?1 AND finished_ms >= ?2 ORDER BY seconds",
+            )
+            .bind(name)
+            .bind(to_i64(since_ms))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<f64, _>(0))
+            .collect::<Result<_, _>>()?;
+            stats.push(StageStats {
+                stage,
+                running: to_u64(in_stage.try_get(0)?),
+                completed: to_u64(completed),
+                failed: to_u64(in_stage.try_get(1)?),
+                count_in_window: window.len() as u64,
+                p50: rules::percentile_cont(&window, P50),
+                p95: rules::percentile_cont(&window, P95),
+                p99: rules::percentile_cont(&window, P99),
+                mean: rules::mean(&window),
+            });
+        }
+        Ok(stats)
+    }
+
+    async fn unfinished(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobRecord>, JobStoreError> {
+        let sql = format!(
+            "SELECT {JOB_SELECT} FROM jobs WHERE status IN (?1, ?2) AND updated_at_ms <= ?3 \
+             ORDER BY updated_at_ms, id LIMIT ?4"
+        );
+        let rows = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(JobStatus::Queued.as_str())
+            .bind(JobStatus::Running.as_str())
+            .bind(to_i64(updated_before_ms))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(JobRow::into_record).collect()
+    }
+}
