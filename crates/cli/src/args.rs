@@ -25,6 +25,22 @@ pub enum Command {
     /// Load-test a running stack (or `atelier process` with --embedded): latency
     /// percentiles, success rate and jobs per minute.
     Bench(BenchArgs),
+    /// Serve the whole HTTP API (and the gRPC status service) from this
+    /// process, with an embedded job store: nothing else to install or start.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP address of the API (default: gateway.bind, 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// gRPC address of the status service (default: status.bind, 127.0.0.1:50051).
+    #[arg(long, value_name = "ADDR")]
+    pub grpc: Option<String>,
+    /// Folder for the job database and the blobs (created when missing).
+    #[arg(long, value_name = "DIR", default_value = ".atelier")]
+    pub data: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -3,12 +3,14 @@
 //! `atelier process shirt.jpg --out out/` analyses the photos, renders the
 //! variations, upscales them, and writes the video, the report and result.json;
 //! `atelier upscale in.jpg out.jpg --factor 2` upscales one image;
-//! `atelier bench` load-tests a running stack.
+//! `atelier bench` load-tests a running stack; `atelier serve` runs the whole
+//! API in this process.
 
 mod args;
 mod bars;
 mod bench;
 mod process;
+mod serve;
 mod upscale;
 
 use std::process::ExitCode;
@@ -23,11 +25,17 @@ fn main() -> ExitCode {
     let result = Settings::load()
         .map_err(anyhow::Error::from)
         .and_then(|settings| {
-            atelier_telemetry::init_with_filter(&settings.telemetry, "warn", "atelier");
+            if !matches!(cli.command, Command::Serve(_)) {
+                atelier_telemetry::init_with_filter(&settings.telemetry, "warn", "atelier");
+            }
             match cli.command {
                 Command::Process(args) => process::run(settings, args),
                 Command::Upscale(args) => upscale::run(&settings, &args),
                 Command::Bench(args) => bench::run(&args),
+                Command::Serve(args) => {
+                    atelier_telemetry::init(&settings.telemetry, "serve");
+                    serve::run(settings, args)
+                }
             }
         });
     match result {

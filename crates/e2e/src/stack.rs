@@ -1,22 +1,16 @@
-//! The whole stack as real processes for end-to-end tests: the gateway(s), the
-//! four workers and the status service, on the machine's RabbitMQ and
-//! PostgreSQL, isolated by a unique queue prefix, database schema and blob
-//! folder so tests run side by side.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The distributed stack as real processes: the gateway(s), the four workers
+//! and the status service, on the machine's RabbitMQ and PostgreSQL.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::{Service, free_port, tail};
+use crate::system::{Options, base_env};
 use atelier_broker::Broker;
 use atelier_core::pipeline::Stage;
 use atelier_core::settings::Settings;
-use atelier_fixtures::{GarmentShape, Scene};
-use base64::Engine;
-use serde_json::{Value, json};
 
 /// Every worker binary, by short name.
 pub const WORKERS: [(&str, Stage); 4] = [
@@ -28,141 +22,6 @@ pub const WORKERS: [(&str, Stage); 4] = [
 
 /// Longest wait for a service to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where cargo put this test's sibling binaries (target/<profile>/).
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
-}
-
-fn binary(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build every binary first (`cargo nextest run --workspace` or `cargo build --workspace --bins`)",
-        path.display()
-    );
-    path
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// One running service process.
-#[derive(Debug)]
-pub struct Service {
-    pub name: String,
-    pub binary: String,
-    child: Option<Child>,
-    pub log: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Service {
-    fn spawn(name: &str, binary_name: &str, env: &[(String, String)], dir: &Path) -> Self {
-        let mut service = Self {
-            name: name.to_string(),
-            binary: binary_name.to_string(),
-            child: None,
-            log: dir.join(format!("{name}.log")),
-            env: env.to_vec(),
-        };
-        service.start();
-        service
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(binary(&self.binary))
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("RUST_LOG", "info")
-            .env_remove("ATELIER_ENV")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("service starts");
-        self.child = Some(child);
-    }
-
-    /// `kill -9`: no chance to ack, finish or clean up.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM and wait for the exit status.
-    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let pid = child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn restart(&mut self) {
-        self.kill9();
-        self.start();
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Knobs of a test stack.
-#[derive(Debug, Clone)]
-pub struct StackOptions {
-    pub gateways: usize,
-    pub workers: bool,
-    pub env: Vec<(String, String)>,
-}
-
-impl Default for StackOptions {
-    fn default() -> Self {
-        Self {
-            gateways: 1,
-            workers: true,
-            env: Vec::new(),
-        }
-    }
-}
 
 /// A whole stack of processes with its own names.
 #[derive(Debug)]
@@ -182,18 +41,16 @@ pub struct Stack {
 
 impl Stack {
     /// Starts status, workers and gateways and waits until all are ready.
-    pub async fn start(options: StackOptions) -> Self {
+    pub async fn start(options: &Options) -> Self {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("t{}", &tag[..12]);
         let schema = format!("e2e_{}", &tag[..12]);
         let dir = tempfile::tempdir().expect("tmp");
         let status_port = free_port();
         let status_url = format!("http://127.0.0.1:{status_port}");
-        let mut env: Vec<(String, String)> = vec![
+        let mut env = base_env();
+        env.extend([
             ("ATELIER__BROKER__PREFIX".into(), prefix.clone()),
-            ("ATELIER__BROKER__RETRY_DELAYS_MS".into(), "100,200".into()),
-            ("ATELIER__BROKER__MAX_ATTEMPTS".into(), "3".into()),
-            ("ATELIER__BROKER__RECONNECT_MAX_MS".into(), "1000".into()),
             ("ATELIER__DATABASE__SCHEMA".into(), schema.clone()),
             ("ATELIER__DATABASE__MAX_CONNECTIONS".into(), "4".into()),
             (
@@ -201,18 +58,8 @@ impl Stack {
                 dir.path().join("blobs").display().to_string(),
             ),
             ("ATELIER__STATUS__BIND".into(), format!("127.0.0.1:{status_port}")),
-            ("ATELIER__STATUS__RABBITMQ_POLL_MS".into(), "200".into()),
             ("ATELIER__GATEWAY__STATUS_URL".into(), status_url.clone()),
-            ("ATELIER__GATEWAY__SYNC_WAIT_SECONDS".into(), "90".into()),
-            ("ATELIER__WORKER__CONCURRENCY".into(), "2".into()),
-            ("ATELIER__WORKER__SHUTDOWN_GRACE_SECONDS".into(), "20".into()),
-            // Small canvases keep the suite quick; the code paths are the same.
-            ("ATELIER__GENERATION__CANVAS_WIDTH".into(), "360".into()),
-            ("ATELIER__GENERATION__CANVAS_HEIGHT".into(), "480".into()),
-            ("ATELIER__VIDEO__WIDTH".into(), "240".into()),
-            ("ATELIER__VIDEO__HEIGHT".into(), "320".into()),
-            ("ATELIER__VIDEO__PRESET".into(), "ultrafast".into()),
-        ];
+        ]);
         for (k, v) in &options.env {
             env.retain(|(key, _)| key != k);
             env.push((k.clone(), v.clone()));
@@ -227,13 +74,13 @@ impl Stack {
         .await
         .expect("RabbitMQ reachable");
 
-        let status = Service::spawn("status", "atelier-status", &env, dir.path());
+        let status = Service::spawn("status", "atelier-status", &[], &env, dir.path());
         let mut workers = BTreeMap::new();
         if options.workers {
             for (name, _) in WORKERS {
                 workers.insert(
                     name.to_string(),
-                    Service::spawn(name, &format!("atelier-{name}"), &env, dir.path()),
+                    Service::spawn(name, &format!("atelier-{name}"), &[], &env, dir.path()),
                 );
             }
         }
@@ -242,7 +89,7 @@ impl Stack {
             let port = free_port();
             let mut genv = env.clone();
             genv.push(("ATELIER__GATEWAY__BIND".into(), format!("127.0.0.1:{port}")));
-            let service = Service::spawn(&format!("gateway{n}"), "atelier-gateway", &genv, dir.path());
+            let service = Service::spawn(&format!("gateway{n}"), "atelier-gateway", &[], &genv, dir.path());
             gateways.push((service, format!("http://127.0.0.1:{port}")));
         }
         let stack = Self {
@@ -271,7 +118,7 @@ impl Stack {
         for (name, _) in WORKERS {
             self.workers.insert(
                 name.to_string(),
-                Service::spawn(name, &format!("atelier-{name}"), &self.env, self.dir.path()),
+                Service::spawn(name, &format!("atelier-{name}"), &[], &self.env, self.dir.path()),
             );
         }
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -285,7 +132,7 @@ impl Stack {
         let stage = WORKERS.iter().find(|(n, _)| *n == name).expect("worker name").1;
         self.workers.insert(
             name.to_string(),
-            Service::spawn(name, &format!("atelier-{name}"), &self.env, self.dir.path()),
+            Service::spawn(name, &format!("atelier-{name}"), &[], &self.env, self.dir.path()),
         );
         self.wait_consumers(stage, 1, Instant::now() + READY_TIMEOUT, name)
             .await;
@@ -340,7 +187,7 @@ impl Stack {
         loop {
             if self
                 .broker
-                .queue_stats(stage)
+                .named_queue_stats(&self.broker.names().stage_queue(stage))
                 .await
                 .is_ok_and(|q| q.consumers >= n)
             {
@@ -373,45 +220,9 @@ impl Stack {
         self.dir.path().join("blobs").join("jobs").join(id)
     }
 
-    /// POSTs `body` to `path` on gateway `n`.
-    pub async fn post(&self, n: usize, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.gateways[n].1)).json(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.expect("gateway answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    pub async fn get_json(&self, n: usize, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.gateways[n].1))
-            .send()
-            .await
-            .expect("gateway answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    /// Polls `GET /api/v1/jobs/{id}` until the job is terminal.
-    pub async fn wait_terminal(&self, id: &str, limit: Duration) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let (code, job) = self.get_json(0, &format!("/api/v1/jobs/{id}")).await;
-            if code == 200 && matches!(job["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
-                return job;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job {id} never ended: {job}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// Every gateway's base URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.gateways.iter().map(|(_, url)| url.clone()).collect()
     }
 }
 
@@ -456,81 +267,4 @@ impl Drop for Stack {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// A synthetic garment photo as JPEG bytes.
-pub fn photo(shape: GarmentShape, seed: u64) -> Vec<u8> {
-    photo_sized(shape, seed, 480, 640)
-}
-
-/// A synthetic garment photo of the given size as JPEG bytes.
-pub fn photo_sized(shape: GarmentShape, seed: u64, width: u32, height: u32) -> Vec<u8> {
-    let garment = atelier_fixtures::render(&Scene::example(shape, width, height, seed));
-    atelier_fixtures::jpeg(&garment.image, 88)
-}
-
-/// `bytes` as a data: URI.
-pub fn data_uri(bytes: &[u8]) -> String {
-    format!(
-        "data:image/jpeg;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
-}
-
-/// The old clients' request body over `url`.
-pub fn request(url: &str, backgrounds: [u8; 3], upscale: bool) -> Value {
-    json!({
-        "inputImages": [ { "url": url, "view": "front", "backgrounds": backgrounds } ],
-        "productType": "general",
-        "gender": "male",
-        "text": "Test 1",
-        "upscale": upscale
-    })
-}
-
-/// Serves `bytes` at `/shirt.jpg` (and 404 elsewhere) on a local port; returns the base URL.
-pub async fn serve_photo(bytes: Vec<u8>) -> String {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let body = bytes::Bytes::from(bytes);
-    let app = axum::Router::new()
-        .route(
-            "/shirt.jpg",
-            get(move || {
-                let b = body.clone();
-                async move { ([("content-type", "image/jpeg")], b) }
-            }),
-        )
-        .route(
-            "/not-an-image.jpg",
-            get(|| async { ([("content-type", "image/jpeg")], "<html>hello</html>") }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    format!("http://{addr}")
-}
-
-/// Every file under `dir`, relative, sorted.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(base, &p, out);
-                } else {
-                    out.push(p.strip_prefix(base).expect("under").display().to_string());
-                }
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }

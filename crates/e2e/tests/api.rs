@@ -1,21 +1,52 @@
-//! The old API and the new endpoints, end to end through the real binaries on
-//! the real RabbitMQ and PostgreSQL.
-
-mod common;
+//! The HTTP API end to end, on both targets: the distributed stack (real
+//! binaries on the real RabbitMQ and PostgreSQL) and `atelier serve`. Every
+//! response body is also checked against the OpenAPI document the system serves.
 
 use std::time::Duration;
 
+use atelier_e2e::{GatedGemini, Options, System, Target, data_uri, files_under, photo, request, serve_photo};
 use atelier_fixtures::GarmentShape;
-use common::{Stack, StackOptions, data_uri, photo, request, serve_photo};
 use serde_json::{Value, json};
 
 const IMAGE: &str = "/api/v1/generate/image";
 const FULL: &str = "/api/v1/generate";
 
-async fn fetch(stack: &Stack, url: &str) -> (u16, String, bytes::Bytes) {
-    let resp = stack
-        .http
-        .get(format!("{}{url}", stack.url()))
+/// Declares each named test once per target.
+macro_rules! on_both_targets {
+    ($($name:ident),* $(,)?) => {
+        mod stack {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name(super::Target::Stack).await;
+                }
+            )*
+        }
+        mod serve {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name(super::Target::Serve).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_targets!(
+    old_api_requests_return_every_artefact,
+    five_concurrent_requests_all_complete,
+    every_bad_input_gets_its_status_and_a_json_error,
+    async_submit_events_idempotency_and_resume,
+    cancel_skips_the_remaining_stages,
+    a_full_queue_answers_503_and_loses_no_accepted_job,
+    a_late_input_failure_answers_422_naming_the_input,
+);
+
+async fn fetch(sys: &System, url: &str) -> (u16, String, bytes::Bytes) {
+    let resp = sys
+        .http()
+        .get(format!("{}{url}", sys.url(0)))
         .send()
         .await
         .expect("file answers");
@@ -29,9 +60,34 @@ async fn fetch(stack: &Stack, url: &str) -> (u16, String, bytes::Bytes) {
     (status, ctype, resp.bytes().await.expect("bytes"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn old_api_requests_return_every_artefact() {
-    let stack = Stack::start(StackOptions::default()).await;
+/// The OpenAPI document the system serves.
+async fn contract(sys: &System) -> Value {
+    let (code, doc) = sys.get_json(0, "/api/v1/openapi.json").await;
+    assert_eq!(code, 200, "{doc}");
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."), "{doc}");
+    doc
+}
+
+/// Checks `value` against schema `name` of the OpenAPI document.
+fn assert_schema(doc: &Value, name: &str, value: &Value) {
+    let schema = json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": doc["components"].clone(),
+    });
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON schema");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name} does not match the contract: {errors:?}\n{value}"
+    );
+}
+
+async fn old_api_requests_return_every_artefact(target: Target) {
+    let stack = System::start(target, Options::default()).await;
+    let doc = contract(&stack).await;
     let base = serve_photo(photo(GarmentShape::TShirt, 3)).await;
 
     // Images only, from a URL, upscaled.
@@ -44,6 +100,7 @@ async fn old_api_requests_return_every_artefact() {
         )
         .await;
     assert_eq!(code, 200, "{body}\n{}", stack.logs());
+    assert_schema(&doc, "GenerateResponse", &body);
     assert_eq!(body["status"], "completed");
     let variations = body["image_variations"].as_array().expect("variations");
     assert_eq!(variations.len(), 3);
@@ -97,6 +154,16 @@ async fn old_api_requests_return_every_artefact() {
     // The old queue endpoint keeps its keys and counts both jobs.
     let (code, q) = stack.get_json(0, "/api/v1/status/queue").await;
     assert_eq!(code, 200, "{q}");
+    assert_schema(&doc, "QueueStatusBody", &q);
+    let id = body["request_id"].as_str().expect("id");
+    let (code, job) = stack.get_json(0, &format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(code, 200, "{job}");
+    assert_schema(&doc, "JobResource", &job);
+    for (path, schema) in [("/healthz", "HealthBody"), ("/readyz", "ReadyBody")] {
+        let (code, answer) = stack.get_json(0, path).await;
+        assert_eq!(code, 200, "{path}: {answer}");
+        assert_schema(&doc, schema, &answer);
+    }
     assert_eq!(q["status"], "success");
     for key in [
         "queue_size",
@@ -115,9 +182,8 @@ async fn old_api_requests_return_every_artefact() {
     assert!(q["stages"][1]["p50"].as_f64().is_some_and(|p| p > 0.0), "{q}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn five_concurrent_requests_all_complete() {
-    let stack = Stack::start(StackOptions::default()).await;
+async fn five_concurrent_requests_all_complete(target: Target) {
+    let stack = System::start(target, Options::default()).await;
     let uri = data_uri(&photo(GarmentShape::TShirt, 9));
     let body = request(&uri, [0, 1, 1], false);
     let calls = (0..5).map(|_| stack.post(0, IMAGE, &body, &[]));
@@ -131,16 +197,19 @@ async fn five_concurrent_requests_all_complete() {
     assert_eq!(ids.len(), 5);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_bad_input_gets_its_status_and_a_json_error() {
-    let stack = Stack::start(StackOptions {
-        env: vec![("ATELIER__GATEWAY__MAX_BODY_BYTES".into(), "1000000".into())],
-        ..StackOptions::default()
-    })
+async fn every_bad_input_gets_its_status_and_a_json_error(target: Target) {
+    let stack = System::start(
+        target,
+        Options {
+            env: vec![("ATELIER__GATEWAY__MAX_BODY_BYTES".into(), "1000000".into())],
+            ..Options::default()
+        },
+    )
     .await;
+    let doc = contract(&stack).await;
     let base = serve_photo(photo(GarmentShape::TShirt, 5)).await;
     let good = data_uri(&photo(GarmentShape::TShirt, 5));
-    let closed = format!("http://127.0.0.1:{}/x.jpg", common::free_port());
+    let closed = format!("http://127.0.0.1:{}/x.jpg", atelier_e2e::free_port());
     let tiny = {
         let img = image::RgbImage::from_pixel(16, 16, image::Rgb([200, 10, 10]));
         data_uri(&atelier_fixtures::jpeg(&img, 90))
@@ -252,11 +321,8 @@ async fn every_bad_input_gets_its_status_and_a_json_error() {
     for (name, body, status, field) in cases {
         let (code, answer) = stack.post(0, IMAGE, &body, &[]).await;
         assert_eq!(code, status, "{name}: {answer}");
+        assert_schema(&doc, "ErrorBody", &answer);
         let error = &answer["error"];
-        assert!(
-            error["code"].is_string() && error["message"].is_string(),
-            "{name}: {answer}"
-        );
         if let Some(field) = field {
             assert_eq!(error["field"], field, "{name}: {answer}");
         }
@@ -269,10 +335,9 @@ async fn every_bad_input_gets_its_status_and_a_json_error() {
         }
     }
     // Malformed JSON and an oversized body.
+    let http = stack.http();
     let raw = |body: Vec<u8>| {
-        stack
-            .http
-            .post(format!("{}{IMAGE}", stack.url()))
+        http.post(format!("{}{IMAGE}", stack.url(0)))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -284,7 +349,7 @@ async fn every_bad_input_gets_its_status_and_a_json_error() {
     // The gateway answers before reading all of an oversized body and closes
     // that connection: send it on a client of its own.
     let resp = reqwest::Client::new()
-        .post(format!("{}{IMAGE}", stack.url()))
+        .post(format!("{}{IMAGE}", stack.url(0)))
         .header("content-type", "application/json")
         .body(vec![b' '; 2_000_000])
         .send()
@@ -312,13 +377,18 @@ fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn async_submit_events_idempotency_and_two_gateways() {
-    let stack = Stack::start(StackOptions {
-        gateways: 2,
-        ..StackOptions::default()
-    })
+async fn async_submit_events_idempotency_and_resume(target: Target) {
+    // Two gateways on the stack (a job submitted on one is awaited on the
+    // other); `atelier serve` has one, which plays both parts.
+    let stack = System::start(
+        target,
+        Options {
+            gateways: 2,
+            ..Options::default()
+        },
+    )
     .await;
+    let doc = contract(&stack).await;
     let uri = data_uri(&photo(GarmentShape::Trousers, 6));
     let body = request(&uri, [1, 0, 1], false);
 
@@ -332,6 +402,7 @@ async fn async_submit_events_idempotency_and_two_gateways() {
         )
         .await;
     assert_eq!(code, 202, "{accepted}");
+    assert_schema(&doc, "Accepted", &accepted);
     let id = accepted["request_id"].as_str().expect("id").to_string();
     assert_eq!(accepted["status_url"], format!("/api/v1/jobs/{id}"));
 
@@ -369,15 +440,16 @@ async fn async_submit_events_idempotency_and_two_gateways() {
     assert_ne!(other["request_id"], id.as_str());
 
     // The finished job's events replay in order and end with the final state.
-    let text = stack
-        .http
-        .get(format!("{}/api/v1/jobs/{id}/events", stack.gateways[1].1))
-        .send()
-        .await
-        .expect("sse")
-        .text()
-        .await
-        .expect("sse body");
+    let events = |last_event_id: Option<String>| {
+        let mut req = stack
+            .http()
+            .get(format!("{}/api/v1/jobs/{id}/events", stack.url(1)));
+        if let Some(last) = last_event_id {
+            req = req.header("Last-Event-ID", last);
+        }
+        async move { req.send().await.expect("sse").text().await.expect("sse body") }
+    };
+    let text = events(None).await;
     let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(kinds.first(), Some(&"queued"), "{text}");
     assert_eq!(
@@ -387,11 +459,31 @@ async fn async_submit_events_idempotency_and_two_gateways() {
     );
     assert!(kinds.contains(&"completed"), "{text}");
     assert_eq!(kinds.last(), Some(&"final"), "{text}");
+    for data in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .take(kinds.len() - 1)
+    {
+        assert_schema(
+            &doc,
+            "JobEventBody",
+            &serde_json::from_str(data).expect("json data"),
+        );
+    }
+    // Every event has an id; resuming after the third replays only the rest.
+    let ids: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
+    assert_eq!(ids.len(), kinds.len() - 1, "{text}");
+    let resumed = events(Some(ids[2].to_string())).await;
+    let resumed_kinds: Vec<&str> = resumed
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(resumed_kinds, kinds[3..], "{resumed}");
 
     // Cancelling a finished job is refused; an unknown one is 404.
     let resp = stack
-        .http
-        .delete(format!("{}/api/v1/jobs/{id}", stack.gateways[1].1))
+        .http()
+        .delete(format!("{}/api/v1/jobs/{id}", stack.url(1)))
         .send()
         .await
         .expect("answer");
@@ -401,13 +493,18 @@ async fn async_submit_events_idempotency_and_two_gateways() {
     assert_eq!(job["status"], "completed");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cancel_through_another_gateway_skips_the_remaining_stages() {
-    let mut stack = Stack::start(StackOptions {
-        gateways: 2,
-        workers: false,
-        ..StackOptions::default()
-    })
+async fn cancel_skips_the_remaining_stages(target: Target) {
+    // The analysis waits on a stand-in for Gemini until the test lets it go,
+    // so the cancel lands while the job is in its first stage, on any target.
+    let gemini = GatedGemini::start().await;
+    let stack = System::start(
+        target,
+        Options {
+            gateways: 2,
+            env: gemini.env(),
+            ..Options::default()
+        },
+    )
     .await;
     let uri = data_uri(&photo(GarmentShape::Dress, 8));
     let (code, accepted) = stack
@@ -420,48 +517,59 @@ async fn cancel_through_another_gateway_skips_the_remaining_stages() {
         .await;
     assert_eq!(code, 202, "{accepted}");
     let id = accepted["request_id"].as_str().expect("id").to_string();
-    // No worker runs yet, so the cancel lands before any stage: deterministic.
+    wait_until(|| gemini.calls() == 1, "the analysis reached Gemini", &stack).await;
     let resp = stack
-        .http
-        .delete(format!("{}/api/v1/jobs/{id}", stack.gateways[1].1))
+        .http()
+        .delete(format!("{}/api/v1/jobs/{id}", stack.url(1)))
         .send()
         .await
         .expect("answer");
     assert_eq!(resp.status().as_u16(), 202);
     let job = stack.wait_terminal(&id, Duration::from_secs(30)).await;
     assert_eq!(job["status"], "cancelled", "{job}");
-    // The workers start, find the job cancelled and skip it.
-    stack.start_workers().await;
+    gemini.open();
+    // The next job runs through every stage, after the cancelled one's analysis.
     let (code, second) = stack.post(0, IMAGE, &request(&uri, [1, 0, 0], false), &[]).await;
     assert_eq!(code, 200, "{second}\n{}", stack.logs());
-    let files = common::files_under(&stack.job_dir(&id));
+    let files = files_under(&stack.job_dir(&id));
     assert!(
-        files.iter().all(|f| f.starts_with("inputs/") || f == "cancelled"),
+        files
+            .iter()
+            .all(|f| f.starts_with("inputs/") || f.starts_with("masks/") || f == "cancelled"),
         "stages ran for a cancelled job: {files:?}"
     );
     let (_, job) = stack.get_json(1, &format!("/api/v1/jobs/{id}")).await;
     assert_eq!(job["status"], "cancelled", "{job}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_full_queue_answers_503_and_loses_no_accepted_job() {
-    let mut stack = Stack::start(StackOptions {
-        workers: false,
-        env: vec![("ATELIER__PIPELINE__MAX_QUEUE_SIZE".into(), "2".into())],
-        ..StackOptions::default()
-    })
+async fn a_full_queue_answers_503_and_loses_no_accepted_job(target: Target) {
+    // One analysis at a time, held by the stand-in for Gemini: the first job
+    // runs, the next two fill the queue, the fourth is refused.
+    let gemini = GatedGemini::start().await;
+    let mut env = gemini.env();
+    env.push(("ATELIER__PIPELINE__MAX_QUEUE_SIZE".into(), "2".into()));
+    let stack = System::start(
+        target,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
     .await;
     let uri = data_uri(&photo(GarmentShape::TShirt, 12));
     let body = request(&uri, [1, 0, 0], false);
     let mut accepted = Vec::new();
-    for _ in 0..2 {
+    for n in 0..3 {
         let (code, a) = stack.post(0, IMAGE, &body, &[("Prefer", "respond-async")]).await;
         assert_eq!(code, 202, "{a}");
         accepted.push(a["request_id"].as_str().expect("id").to_string());
+        if n == 0 {
+            wait_until(|| gemini.calls() == 1, "the first job is in analysis", &stack).await;
+        }
     }
     let resp = stack
-        .http
-        .post(format!("{}{IMAGE}?wait=false", stack.url()))
+        .http()
+        .post(format!("{}{IMAGE}?wait=false", stack.url(0)))
         .json(&body)
         .send()
         .await
@@ -471,7 +579,7 @@ async fn a_full_queue_answers_503_and_loses_no_accepted_job() {
     let error: Value = resp.json().await.expect("json");
     assert_eq!(error["error"]["code"], "queue_full");
 
-    stack.start_workers().await;
+    gemini.open();
     for id in &accepted {
         let job = stack.wait_terminal(id, Duration::from_secs(90)).await;
         assert_eq!(job["status"], "completed", "{job}");
@@ -479,4 +587,38 @@ async fn a_full_queue_answers_503_and_loses_no_accepted_job() {
     // With room again, new work is accepted.
     let (code, _) = stack.post(0, IMAGE, &body, &[]).await;
     assert_eq!(code, 200, "{}", stack.logs());
+}
+
+async fn a_late_input_failure_answers_422_naming_the_input(target: Target) {
+    let stack = System::start(target, Options::default()).await;
+    // Its header is fine (the gateway's checks pass); its data ends early, which
+    // only decoding finds.
+    let jpeg = photo(GarmentShape::TShirt, 14);
+    let truncated = &jpeg[..jpeg.len() * 3 / 5];
+    let mut body = request(&data_uri(&jpeg), [1, 0, 0], false);
+    body["inputImages"] = json!([
+        { "url": data_uri(&jpeg), "backgrounds": [1, 0, 0] },
+        { "url": data_uri(truncated), "backgrounds": [1, 0, 0] },
+    ]);
+    let (code, answer) = stack.post(0, IMAGE, &body, &[]).await;
+    assert_eq!(code, 422, "{answer}\n{}", stack.logs());
+    assert_eq!(answer["error"]["code"], "invalid_image", "{answer}");
+    assert_eq!(answer["error"]["field"], "inputImages[1].url", "{answer}");
+    let id = answer["error"]["request_id"].as_str().expect("the job is named");
+    let (_, job) = stack.get_json(0, &format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["field"], "inputImages[1].url", "{job}");
+}
+
+/// Polls `check` for up to 30 s.
+async fn wait_until(check: impl Fn() -> bool, what: &str, sys: &System) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out: {what}\n{}",
+            sys.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

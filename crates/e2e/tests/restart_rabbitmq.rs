@@ -2,13 +2,11 @@
 //! `restart_*`: scripts/test.sh runs them alone, after the rest of the suite,
 //! because they take the shared broker away from every other test.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use atelier_e2e::{Options, System, Target, data_uri, photo, request};
 use atelier_fixtures::GarmentShape;
-use common::{Stack, StackOptions, data_uri, photo, request};
 
 /// Brings RabbitMQ back when dropped, even if the test fails half-way.
 struct BrokerGuard;
@@ -29,7 +27,7 @@ impl Drop for BrokerGuard {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_rabbitmq_mid_run_every_job_completes() {
-    let stack = Stack::start(StackOptions::default()).await;
+    let mut stack = System::start(Target::Stack, Options::default()).await;
     let uri = data_uri(&photo(GarmentShape::Dress, 41));
     let body = request(&uri, [1, 1, 1], true);
     let mut ids = Vec::new();
@@ -56,7 +54,7 @@ async fn restart_rabbitmq_mid_run_every_job_completes() {
         assert_eq!(job["status"], "completed", "{job}\n{}", stack.logs());
     }
     // Everyone reconnected: a synchronous request goes all the way through.
-    stack.wait_ready(true).await;
+    stack.stack().wait_ready(true).await;
     let (code, done) = stack.post(0, "/api/v1/generate/image", &body, &[]).await;
     assert_eq!(code, 200, "{done}\n{}", stack.logs());
 }

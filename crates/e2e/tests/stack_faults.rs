@@ -2,18 +2,16 @@
 //! never succeed, an undecodable message. Every job completes or fails with a
 //! stated reason; none vanish, and no artefact is written twice.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use atelier_broker::MessageMeta;
+use atelier_broker::{Admission, MessageMeta, Transport};
 use atelier_core::pipeline::Stage;
+use atelier_e2e::{Options, System, Target, WORKERS, data_uri, files_under, photo, photo_sized};
 use atelier_fixtures::GarmentShape;
-use common::{Stack, StackOptions, WORKERS, data_uri, files_under, photo, photo_sized};
 use serde_json::json;
 
 /// Polls the job until it is running in `stage` (or has passed it).
-async fn wait_for_stage(stack: &Stack, id: &str, stage: &str) -> bool {
+async fn wait_for_stage(stack: &System, id: &str, stage: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, job) = stack.get_json(0, &format!("/api/v1/jobs/{id}")).await;
@@ -32,21 +30,24 @@ async fn wait_for_stage(stack: &Stack, id: &str, stage: &str) -> bool {
 async fn kill_9_of_each_worker_mid_job_loses_nothing_and_duplicates_nothing() {
     // Full-size canvases and one render at a time make every stage last long
     // enough to be killed in.
-    let mut stack = Stack::start(StackOptions {
-        env: vec![
-            ("ATELIER__GENERATION__CANVAS_WIDTH".into(), "1200".into()),
-            ("ATELIER__GENERATION__CANVAS_HEIGHT".into(), "1600".into()),
-            (
-                "ATELIER__GENERATION__MAX_CONCURRENT_GENERATIONS".into(),
-                "1".into(),
-            ),
-            ("ATELIER__VIDEO__WIDTH".into(), "720".into()),
-            ("ATELIER__VIDEO__HEIGHT".into(), "960".into()),
-            ("ATELIER__VIDEO__PRESET".into(), "veryfast".into()),
-            ("ATELIER__UPSCALER__MAX_WORKERS".into(), "1".into()),
-        ],
-        ..StackOptions::default()
-    })
+    let mut stack = System::start(
+        Target::Stack,
+        Options {
+            env: vec![
+                ("ATELIER__GENERATION__CANVAS_WIDTH".into(), "1200".into()),
+                ("ATELIER__GENERATION__CANVAS_HEIGHT".into(), "1600".into()),
+                (
+                    "ATELIER__GENERATION__MAX_CONCURRENT_GENERATIONS".into(),
+                    "1".into(),
+                ),
+                ("ATELIER__VIDEO__WIDTH".into(), "720".into()),
+                ("ATELIER__VIDEO__HEIGHT".into(), "960".into()),
+                ("ATELIER__VIDEO__PRESET".into(), "veryfast".into()),
+                ("ATELIER__UPSCALER__MAX_WORKERS".into(), "1".into()),
+            ],
+            ..Options::default()
+        },
+    )
     .await;
     // Large photos make the analysis slow enough to be caught too.
     let inputs: Vec<_> = (0..6)
@@ -65,8 +66,8 @@ async fn kill_9_of_each_worker_mid_job_loses_nothing_and_duplicates_nothing() {
         assert_eq!(code, 202, "{accepted}");
         let id = accepted["request_id"].as_str().expect("id").to_string();
         let killed_mid_stage = wait_for_stage(&stack, &id, stage.as_str()).await;
-        stack.worker(name).kill9();
-        stack.worker(name).restart();
+        stack.stack().worker(name).kill9();
+        stack.stack().worker(name).restart();
         let job = stack.wait_terminal(&id, Duration::from_secs(240)).await;
         assert_eq!(job["status"], "completed", "{name}: {job}\n{}", stack.logs());
         assert!(
@@ -93,17 +94,20 @@ async fn kill_9_of_each_worker_mid_job_loses_nothing_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_that_always_fails_is_dead_lettered_and_the_job_fails_with_the_reason() {
-    let mut stack = Stack::start(StackOptions {
-        workers: false,
-        ..StackOptions::default()
-    })
+    let mut stack = System::start(
+        Target::Stack,
+        Options {
+            workers: false,
+            ..Options::default()
+        },
+    )
     .await;
     let uri = data_uri(&photo(GarmentShape::TShirt, 31));
     let (code, accepted) = stack
         .post(
             0,
             "/api/v1/generate/image",
-            &common::request(&uri, [1, 0, 0], false),
+            &atelier_e2e::request(&uri, [1, 0, 0], false),
             &[("Prefer", "respond-async")],
         )
         .await;
@@ -112,23 +116,27 @@ async fn a_message_that_always_fails_is_dead_lettered_and_the_job_fails_with_the
     // A file where the analysis must create a folder: every attempt fails with a
     // storage error, which is transient, so it is retried until max_attempts.
     std::fs::write(stack.job_dir(&id).join("masks"), b"in the way").expect("block masks/");
-    let dead_before = stack.broker.dead_letter_stats().await.expect("dlq").messages;
-    stack.start_worker("analysis").await;
+    let broker = stack.stack().broker.clone();
+    let dead_before = broker.dead_letter_count().await.expect("dlq");
+    stack.stack().start_worker("analysis").await;
 
     let job = stack.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "failed", "{job}");
-    let error = job["error"].as_str().unwrap_or_default();
+    let error = job["error"]["message"].as_str().unwrap_or_default();
     assert!(
         error.contains("mask") || error.contains("blob"),
         "reason should say what failed: {error}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stack.broker.dead_letter_stats().await.expect("dlq").messages <= dead_before {
+    while broker.dead_letter_count().await.expect("dlq") <= dead_before {
         assert!(Instant::now() < deadline, "nothing reached the dead-letter queue");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = stack.worker("analysis").log_text();
-    assert!(stack.worker("analysis").is_running(), "the worker died:\n{log}");
+    let log = stack.stack().worker("analysis").log_text();
+    assert!(
+        stack.stack().worker("analysis").is_running(),
+        "the worker died:\n{log}"
+    );
 
     // Garbage on the queue goes to the dead-letter queue too, and the worker
     // carries on with the next good job.
@@ -139,19 +147,23 @@ async fn a_message_that_always_fails_is_dead_lettered_and_the_job_fails_with_the
         traceparent: None,
         deadline_ms: None,
     };
-    stack
-        .broker
-        .publish_stage(Stage::Analysis, b"\xff\xfe not protobuf", &meta)
+    broker
+        .publish(
+            Stage::Analysis,
+            Admission::New,
+            bytes::Bytes::from_static(b"\xff\xfe not protobuf"),
+            &meta,
+        )
         .await
         .expect("publish garbage");
-    stack.start_worker("generation").await;
-    stack.start_worker("upscaling").await;
-    stack.start_worker("postprocess").await;
+    stack.stack().start_worker("generation").await;
+    stack.stack().start_worker("upscaling").await;
+    stack.stack().start_worker("postprocess").await;
     let (code, body) = stack
         .post(
             0,
             "/api/v1/generate/image",
-            &common::request(&uri, [1, 0, 0], false),
+            &atelier_e2e::request(&uri, [1, 0, 0], false),
             &[],
         )
         .await;

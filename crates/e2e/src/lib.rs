@@ -1,0 +1,24 @@
+//! The harness of the end-to-end tests: the real binaries as processes on this
+//! machine's RabbitMQ and PostgreSQL, each system isolated by its own queue
+//! prefix, database schema (or SQLite file) and blob folder, so tests run side
+//! by side.
+//!
+//! One API suite runs against both targets through [`System`]: the distributed
+//! stack ([`Stack`]: gateways, four workers, status) and `atelier serve`
+//! ([`Serve`]: one process).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+mod fixtures;
+mod gemini;
+mod process;
+mod serve;
+mod stack;
+mod system;
+
+pub use fixtures::{data_uri, files_under, photo, photo_sized, request, serve_photo};
+pub use gemini::GatedGemini;
+pub use process::{Service, bin_dir, free_port};
+pub use serve::Serve;
+pub use stack::{Stack, WORKERS};
+pub use system::{Options, System, Target};

@@ -1,0 +1,168 @@
+//! One API suite, two targets: a [`System`] is either the distributed stack or
+//! `atelier serve`, and the tests talk to it through the same methods.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{Serve, Stack};
+
+/// Settings every test system starts with: quick retries and small canvases
+/// (the code paths are the same at full size).
+pub(crate) fn base_env() -> Vec<(String, String)> {
+    [
+        ("ATELIER__BROKER__RETRY_DELAYS_MS", "100,200"),
+        ("ATELIER__BROKER__MAX_ATTEMPTS", "3"),
+        ("ATELIER__BROKER__RECONNECT_MAX_MS", "1000"),
+        ("ATELIER__STATUS__RABBITMQ_POLL_MS", "200"),
+        ("ATELIER__GATEWAY__SYNC_WAIT_SECONDS", "90"),
+        ("ATELIER__WORKER__CONCURRENCY", "2"),
+        ("ATELIER__WORKER__SHUTDOWN_GRACE_SECONDS", "20"),
+        ("ATELIER__GENERATION__CANVAS_WIDTH", "360"),
+        ("ATELIER__GENERATION__CANVAS_HEIGHT", "480"),
+        ("ATELIER__VIDEO__WIDTH", "240"),
+        ("ATELIER__VIDEO__HEIGHT", "320"),
+        ("ATELIER__VIDEO__PRESET", "ultrafast"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Which system a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Gateways, four workers and the status service as separate processes
+    /// over RabbitMQ and PostgreSQL.
+    Stack,
+    /// `atelier serve`: one process, in-process bus, SQLite.
+    Serve,
+}
+
+/// Knobs of a test system.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Gateways of a stack (`atelier serve` has one).
+    pub gateways: usize,
+    /// Whether a stack starts its workers (`atelier serve` always runs its stages).
+    pub workers: bool,
+    /// Extra `ATELIER__…` settings, over the test defaults.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            gateways: 1,
+            workers: true,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A running system and an HTTP client for it.
+#[derive(Debug)]
+pub enum System {
+    Stack(Box<Stack>),
+    Serve(Box<Serve>),
+}
+
+impl System {
+    /// Starts `target` and waits until it is ready.
+    pub async fn start(target: Target, options: Options) -> Self {
+        match target {
+            Target::Stack => Self::Stack(Box::new(Stack::start(&options).await)),
+            Target::Serve => Self::Serve(Box::new(Serve::start(&options).await)),
+        }
+    }
+
+    pub fn target(&self) -> Target {
+        match self {
+            Self::Stack(_) => Target::Stack,
+            Self::Serve(_) => Target::Serve,
+        }
+    }
+
+    /// The stack, for tests that only a stack supports.
+    pub fn stack(&mut self) -> &mut Stack {
+        match self {
+            Self::Stack(stack) => stack,
+            Self::Serve(_) => panic!("this test needs the distributed stack"),
+        }
+    }
+
+    /// The API's base URL on gateway `n` (`atelier serve` has one, whatever `n`).
+    pub fn url(&self, n: usize) -> String {
+        match self {
+            Self::Stack(stack) => stack.urls()[n].clone(),
+            Self::Serve(serve) => serve.url.clone(),
+        }
+    }
+
+    /// A client with a timeout long enough for synchronous calls.
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(180))
+            .build()
+            .expect("client")
+    }
+
+    /// Every process's log tail, for failure messages.
+    pub fn logs(&self) -> String {
+        match self {
+            Self::Stack(stack) => stack.logs(),
+            Self::Serve(serve) => serve.logs(),
+        }
+    }
+
+    /// The job's artefact folder in the blob store.
+    pub fn job_dir(&self, id: &str) -> PathBuf {
+        match self {
+            Self::Stack(stack) => stack.job_dir(id),
+            Self::Serve(serve) => serve.job_dir(id),
+        }
+    }
+
+    /// POSTs `body` to `path` on gateway `n`.
+    pub async fn post(&self, n: usize, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self.http().post(format!("{}{path}", self.url(n))).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("gateway answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// GETs `path` on gateway `n`, as JSON when it is.
+    pub async fn get_json(&self, n: usize, path: &str) -> (u16, Value) {
+        let resp = self
+            .http()
+            .get(format!("{}{path}", self.url(n)))
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Polls `GET /api/v1/jobs/{id}` until the job is terminal.
+    pub async fn wait_terminal(&self, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (code, job) = self.get_json(0, &format!("/api/v1/jobs/{id}")).await;
+            if code == 200 && matches!(job["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} never ended: {job}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

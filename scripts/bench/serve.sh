@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `atelier serve` measured: time from start to ready, idle memory, then the same
+# job through its API and with `atelier process` (one process per job, no
+# server), side by side in alternating rounds, at concurrency 1 and 8.
+# Usage: scripts/bench/serve.sh [requests] [rounds] [extra `atelier bench` options]
+#   (default 16 jobs, 3 rounds; e.g. scripts/bench/serve.sh 16 3 --upscale --endpoint full)
+set -euo pipefail
+# shellcheck source=../lib/common.sh
+source "$(dirname "$0")/../lib/common.sh"
+cd "$ATELIER_ROOT" || exit 1
+
+requests="${1:-16}"
+rounds="${2:-3}"
+shift $(($# < 2 ? $# : 2))
+
+ensure_build_deps
+bin_dir="${ATELIER_BIN_DIR:-${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release}"
+if [ -z "${ATELIER_BIN_DIR:-}" ]; then
+  log "building atelier (release)"
+  cargo build --release --locked -p atelier-cli
+fi
+bin="$bin_dir/atelier"
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+grpc="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+url="http://127.0.0.1:$port"
+
+cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+started="$(date +%s.%N)"
+"$bin" serve --bind "127.0.0.1:$port" --grpc "127.0.0.1:$grpc" --data "$work/data" 2>"$work/serve.log" &
+pid=$!
+until curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; do
+  kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; die "atelier serve exited"; }
+  sleep 0.005
+done
+ready="$(date +%s.%N)"
+printf 'ready after %.3f s\n' "$(echo "$ready - $started" | bc)"
+sleep 2
+printf 'idle RSS %.1f MB\n' "$(echo "$(ps -o rss= -p "$pid") / 1024" | bc -l)"
+
+for concurrency in 1 8; do
+  for round in $(seq "$rounds"); do
+    log "round $round, $concurrency clients: serve"
+    "$bin" bench --url "$url" --requests "$requests" --concurrency "$concurrency" "$@" | tee -a "$work/serve-$concurrency.txt"
+    log "round $round, $concurrency clients: embedded"
+    "$bin" bench --embedded --requests "$requests" --concurrency "$concurrency" "$@" | tee -a "$work/embedded-$concurrency.txt"
+  done
+done
+printf 'peak RSS of serve: %.1f MB\n' "$(echo "$(grep VmHWM /proc/"$pid"/status | awk '{print $2}') / 1024" | bc -l)"
