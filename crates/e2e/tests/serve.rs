@@ -67,7 +67,11 @@ async fn serve_killed_mid_run_resumes_every_job_with_its_artefacts_exactly_once(
         if statuses.iter().any(|s| s == "running") {
             break;
         }
-        assert!(Instant::now() < deadline, "no job started: {statuses:?}\n{}", serve.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no job started: {statuses:?}\n{}",
+            serve.logs()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     serve.kill9_and_restart().await;
