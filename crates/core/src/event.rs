@@ -147,6 +147,10 @@ pub struct JobFailure {
 impl JobFailure {
     /// Code of a failure that is the pipeline's own (a stage gave up).
     pub const STAGE_FAILED: &'static str = "stage_failed";
+    /// Code of a job refused at intake because the first queue was full.
+    pub const QUEUE_FULL: &'static str = "queue_full";
+    /// Code of a job refused at intake because the bus was down.
+    pub const UNAVAILABLE: &'static str = "unavailable";
 
     /// A failure with `code` and `message`, naming no field.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {

@@ -208,6 +208,15 @@ impl GenerateRequest {
                     "must not be empty",
                 ));
             }
+            if let Some(c) = input.url.chars().find(|c| c.is_control()) {
+                return Err(ValidationError::new(
+                    format!("inputImages[{i}].url"),
+                    format!(
+                        "must not contain control characters (found U+{:04X})",
+                        u32::from(c)
+                    ),
+                ));
+            }
             if let Some(n) = input.backgrounds.iter().find(|&&n| n > MAX_PER_BACKGROUND) {
                 return Err(ValidationError::new(
                     format!("inputImages[{i}].backgrounds"),
@@ -221,13 +230,27 @@ impl GenerateRequest {
                 "the request asks for no image: every backgrounds array is [0, 0, 0]",
             ));
         }
-        if let Some(text) = &self.text
-            && text.chars().count() > MAX_TEXT_CHARS
-        {
-            return Err(ValidationError::new(
-                "text",
-                format!("must be at most {MAX_TEXT_CHARS} characters"),
-            ));
+        if let Some(text) = &self.text {
+            if text.chars().count() > MAX_TEXT_CHARS {
+                return Err(ValidationError::new(
+                    "text",
+                    format!("must be at most {MAX_TEXT_CHARS} characters"),
+                ));
+            }
+            // Line breaks and tabs are text; NUL and other controls are not
+            // (and no store or prompt takes them).
+            if let Some(c) = text
+                .chars()
+                .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            {
+                return Err(ValidationError::new(
+                    "text",
+                    format!(
+                        "must not contain control characters (found U+{:04X})",
+                        u32::from(c)
+                    ),
+                ));
+            }
         }
         if let Some(f) = self.upscale_factor {
             UpscaleFactor::try_from(f).map_err(|m| ValidationError::new("upscaleFactor", m))?;
@@ -325,6 +348,11 @@ mod tests {
                 "upscaleFactor",
             ),
             (format!(r#"{{"inputImages":[{base}],"priority":10}}"#), "priority"),
+            (format!(r#"{{"inputImages":[{base}],"text":"a\u0000b"}}"#), "text"),
+            (
+                r#"{"inputImages":[{"url":"https://a/\u0007b.jpg","backgrounds":[1,0,0]}]}"#.to_string(),
+                "inputImages[0].url",
+            ),
             (
                 format!(r#"{{"inputImages":[{base}],"text":"{}"}}"#, "x".repeat(2001)),
                 "text",

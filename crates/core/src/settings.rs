@@ -3,6 +3,7 @@
 //! `{config_dir}/{ATELIER_ENV}.toml` (required when `ATELIER_ENV` is set) →
 //! `ATELIER__SECTION__KEY` environment variables.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
@@ -40,6 +41,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub gateway: GatewaySettings,
     pub status: StatusSettings,
+    pub reaper: ReaperSettings,
+    pub ops: OpsSettings,
     pub providers: ProviderSettings,
 }
 
@@ -51,6 +54,10 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     pub min_side: u32,
     pub max_side: u32,
+    /// Bytes of decoded pixels this process holds at once, over all decodes.
+    pub decode_budget_bytes: u64,
+    /// Most scans a (progressive) JPEG may have.
+    pub max_jpeg_scans: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -127,7 +134,7 @@ pub struct BlobSettings {
 }
 
 /// RabbitMQ connection, naming and retry policy, shared by every service.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerSettings {
     pub url: String,
@@ -140,14 +147,54 @@ pub struct BrokerSettings {
     pub reconnect_max_ms: u64,
 }
 
-/// PostgreSQL job store.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The job store.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
     pub schema: String,
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
+}
+
+impl fmt::Debug for BrokerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerSettings")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_delays_ms", &self.retry_delays_ms)
+            .field("retry_jitter", &self.retry_jitter)
+            .field("publish_timeout_ms", &self.publish_timeout_ms)
+            .field("reconnect_initial_ms", &self.reconnect_initial_ms)
+            .field("reconnect_max_ms", &self.reconnect_max_ms)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
+}
+
+/// `url` without its password, for messages, logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Worker services.
@@ -166,12 +213,103 @@ pub struct GatewaySettings {
     pub bind: String,
     pub sync_wait_seconds: u64,
     pub max_body_bytes: usize,
-    pub fetch_connect_timeout_ms: u64,
-    pub fetch_timeout_ms: u64,
-    pub fetch_max_redirects: usize,
     pub retry_after_seconds: u64,
     pub status_url: String,
     pub status_timeout_ms: u64,
+    /// Connections held at once; kept below the file-descriptor limit.
+    pub max_connections: usize,
+    pub header_read_timeout_seconds: u64,
+    pub body_timeout_seconds: u64,
+    pub idle_timeout_seconds: u64,
+    /// Submissions handled at once by one gateway (beyond: 503).
+    pub max_concurrent_submissions: usize,
+    /// How long an idempotency key holds after its job was created.
+    pub idempotency_ttl_seconds: u64,
+    /// On SIGTERM: seconds readiness fails while connections are still accepted.
+    pub drain_delay_seconds: u64,
+    /// On SIGTERM: seconds open connections get to finish after the drain delay.
+    pub shutdown_grace_seconds: u64,
+    pub auth: AuthSettings,
+    pub fetch: FetchSettings,
+}
+
+/// API keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Keys required on `/api/v1/*` (`false`: one anonymous tenant, for migrating).
+    pub required: bool,
+    /// Seconds a key lookup is cached per gateway (a revocation takes at most this long).
+    pub cache_seconds: u64,
+    /// Limits of keys created without their own (0 = none).
+    pub default_rate_per_minute: u32,
+    pub default_max_in_flight: u32,
+    /// Requests a key may send at once above its steady rate (the GCRA burst).
+    pub burst: u32,
+}
+
+/// Fetching client URLs (inputs, and webhooks).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSettings {
+    /// Whether loopback, private, link-local … addresses may be fetched.
+    pub allow_private_networks: bool,
+    /// `host` or `host:port` fetched even when they resolve to private addresses.
+    pub allowed_hosts: Vec<String>,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub max_redirects: usize,
+    /// Bytes one request may download over all its inputs.
+    pub max_total_bytes: u64,
+    /// Fetches in flight at once from one gateway.
+    pub max_concurrent: usize,
+}
+
+/// Every service's ops listener: `/healthz`, `/readyz`, `/metrics`, kept off
+/// the public port.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSettings {
+    /// Address to listen on; empty = 127.0.0.1 and the service's own port
+    /// (see [`OpsSettings::default_port`]).
+    pub bind: String,
+}
+
+impl OpsSettings {
+    /// The ops port of `service` when `ops.bind` is empty.
+    pub fn default_port(service: &str) -> u16 {
+        match service {
+            "status" => 9101,
+            "analysis" => 9102,
+            "generation" => 9103,
+            "upscaling" => 9104,
+            "postprocess" => 9105,
+            // The gateway, and `atelier serve` (the whole API in one process).
+            _ => 9100,
+        }
+    }
+
+    /// Where `service`'s ops listener listens.
+    pub fn bind_for(&self, service: &str) -> String {
+        if self.bind.is_empty() {
+            format!("127.0.0.1:{}", Self::default_port(service))
+        } else {
+            self.bind.clone()
+        }
+    }
+}
+
+/// The reaper: jobs that stopped making progress.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaperSettings {
+    pub interval_seconds: u64,
+    /// A running job without progress for this long, whose stage queue is empty, is put back.
+    pub stalled_after_seconds: u64,
+    /// A job accepted but never handed to the pipeline (its gateway died) is put in after this long.
+    pub pending_after_seconds: u64,
+    /// Times a job is put back before it is failed.
+    pub max_resumes: u32,
 }
 
 /// The status service.
@@ -231,6 +369,7 @@ impl Settings {
                     // (`ATELIER__BROKER__RETRY_DELAYS_MS=100,200`).
                     .list_separator(",")
                     .with_list_parse_key("broker.retry_delays_ms")
+                    .with_list_parse_key("gateway.fetch.allowed_hosts")
                     .source(Some(vars)),
             )
             .build()
@@ -289,6 +428,22 @@ impl Settings {
         }
         if !is_identifier(&self.database.schema) {
             return bad("database.schema must be a lowercase SQL identifier ([a-z_][a-z0-9_]*)");
+        }
+        let gw = &self.gateway;
+        if gw.max_connections == 0 || gw.max_concurrent_submissions == 0 || gw.fetch.max_concurrent == 0 {
+            return bad(
+                "gateway.max_connections, max_concurrent_submissions and fetch.max_concurrent must be at least 1",
+            );
+        }
+        if gw.header_read_timeout_seconds == 0 || gw.body_timeout_seconds == 0 || gw.idle_timeout_seconds == 0
+        {
+            return bad("gateway timeouts must be positive");
+        }
+        if self.limits.decode_budget_bytes == 0 || self.limits.max_jpeg_scans == 0 {
+            return bad("limits.decode_budget_bytes and limits.max_jpeg_scans must be positive");
+        }
+        if self.reaper.interval_seconds == 0 {
+            return bad("reaper.interval_seconds must be positive");
         }
         if self.pipeline.max_queue_size == 0 || self.pipeline.max_workers == 0 {
             return bad("pipeline.max_queue_size and pipeline.max_workers must be at least 1");
@@ -396,6 +551,25 @@ mod tests {
             Some(("owner", "model"))
         );
         assert!(!format!("{s:?}").contains("g-secret"), "secrets never print");
+    }
+
+    #[test]
+    fn connection_passwords_never_print() {
+        let vars = [
+            (
+                "ATELIER__BROKER__URL".to_string(),
+                "amqp://app:s3cret@rabbit:5672/%2f".to_string(),
+            ),
+            (
+                "ATELIER__DATABASE__URL".to_string(),
+                "postgres://app:hunter2@db/atelier".to_string(),
+            ),
+        ];
+        let s = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("loads");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("amqp://app:***@rabbit:5672/%2f"), "{shown}");
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
     }
 
     #[test]

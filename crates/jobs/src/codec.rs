@@ -7,13 +7,17 @@ use atelier_core::job::JobId;
 use atelier_core::pipeline::{JobState, ProcessingTimes, Stage};
 
 use crate::rules;
-use crate::{JobRecord, JobStoreError, StoredEvent};
+use crate::{Admission, ApiKey, JobRecord, JobStoreError, StoredEvent};
 
 /// Columns of `jobs` as both stores select them (see [`JOB_SELECT`]).
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobRow {
     pub id: String,
+    pub tenant: String,
     pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub admission: String,
+    pub resumes: i64,
     pub kind: String,
     pub status: String,
     pub current_stage: Option<String>,
@@ -49,7 +53,12 @@ impl JobRow {
         let failure = failure(self.error, self.error_code, self.error_field);
         Ok(JobRecord {
             id: parse_id(&self.id)?,
+            tenant: self.tenant,
             idempotency_key: self.idempotency_key,
+            request_hash: self.request_hash,
+            admission: Admission::parse(&self.admission)
+                .ok_or_else(|| corrupt("admission", &self.admission))?,
+            resumes: u32::try_from(self.resumes).unwrap_or(u32::MAX),
             kind: rules::parse_kind(&self.kind).ok_or_else(|| corrupt("kind", &self.kind))?,
             status: JobStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?,
             current_stage: optional_stage(self.current_stage)?,
@@ -86,6 +95,37 @@ impl EventRow {
                 worker: self.worker,
             },
         })
+    }
+}
+
+/// Columns of `api_keys`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    pub name: String,
+    pub tenant: String,
+    pub key_prefix: String,
+    pub admin: bool,
+    pub rate_per_minute: Option<i64>,
+    pub max_in_flight: Option<i64>,
+    pub webhook_secret: Option<String>,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl From<KeyRow> for ApiKey {
+    fn from(row: KeyRow) -> Self {
+        let limit = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok());
+        Self {
+            name: row.name,
+            tenant: row.tenant,
+            admin: row.admin,
+            rate_per_minute: limit(row.rate_per_minute),
+            max_in_flight: limit(row.max_in_flight),
+            prefix: row.key_prefix,
+            webhook_secret: row.webhook_secret,
+            created_at_ms: to_u64(row.created_at_ms),
+            revoked_at_ms: row.revoked_at_ms.map(to_u64),
+        }
     }
 }
 

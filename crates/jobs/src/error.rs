@@ -31,6 +31,9 @@ pub enum JobStoreError {
     /// caller bug: ids are fresh UUIDv7s).
     #[error("job {id} already exists with another idempotency key")]
     JobConflict { id: JobId },
+    /// An API key of this name exists.
+    #[error("an API key named `{0}` exists already")]
+    KeyNameTaken(String),
 }
 
 impl JobStoreError {

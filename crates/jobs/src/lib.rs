@@ -14,6 +14,7 @@
 
 mod codec;
 mod error;
+mod keys;
 mod memory;
 mod postgres;
 mod record;
@@ -24,34 +25,60 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use atelier_core::event::JobEvent;
+use atelier_core::event::{JobEvent, JobFailure};
 use atelier_core::job::JobId;
 use atelier_core::settings::DatabaseSettings;
 
 pub use atelier_core::event::{EventKind, JobStatus};
 pub use error::JobStoreError;
+pub use keys::{ApiKey, KEY_PREFIX, KeyStore, RateDecision, RateLimits, hash_key, new_key_secret};
 pub use memory::MemoryJobStore;
 pub use postgres::PgJobStore;
-pub use record::{Created, JobCounts, JobRecord, NewJob, StageStats, StoredEvent};
+pub use record::{
+    ANONYMOUS_TENANT, Admission, Created, JobCounts, JobRecord, NewJob, StageStats, StoredEvent,
+};
 pub use sqlite::SqliteJobStore;
 
 /// Job rows and their progress. The gateway creates and reads; the status
 /// service is the only writer of progress, through [`JobStore::apply_event`].
 #[async_trait]
 pub trait JobStore: Send + Sync + fmt::Debug {
-    /// Inserts a queued job. When its idempotency key is already taken, returns
-    /// that job with `existing = true` instead (safe under concurrent submissions).
+    /// Inserts a queued job, pending admission, unless its tenant's idempotency
+    /// key still holds for an earlier job (that job, or `KeyReused` when the
+    /// body differs) or the tenant is at its in-flight limit. Exact under
+    /// concurrent submissions, from any number of gateways.
     async fn create(&self, job: NewJob) -> Result<Created, JobStoreError>;
 
-    /// The job `id`, if it exists.
+    /// The job `id`, if it exists (whoever's it is: callers check the tenant).
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError>;
 
-    /// The job created under `key`, so a repeated request skips fetching its
-    /// inputs again.
-    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError>;
+    /// The job `tenant` created under `key` while the key holds, so a repeated
+    /// request skips fetching its inputs again.
+    async fn find_by_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<JobRecord>, JobStoreError>;
 
-    /// Forgets a job that never entered the pipeline (its first publish was
-    /// refused). Returns whether a job was removed.
+    /// Records whether the pipeline took job `id`. A refusal fails the job with
+    /// `failure` and frees its idempotency key, so a retry starts afresh.
+    async fn set_admission(
+        &self,
+        id: JobId,
+        admission: Admission,
+        failure: Option<JobFailure>,
+    ) -> Result<Option<JobRecord>, JobStoreError>;
+
+    /// Counts one more resumption of job `id` (by the reaper) and stamps it as
+    /// progress; returns how many it has had.
+    async fn mark_resumed(&self, id: JobId) -> Result<u32, JobStoreError>;
+
+    /// Takes (or renews) the lease `name` for `holder` until `ttl_ms` from now,
+    /// unless another holder's lease is still running. One holder at a time,
+    /// cluster-wide, for periodic chores.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, JobStoreError>;
+
+    /// Forgets a job entirely. Returns whether a job was removed.
     async fn delete(&self, id: JobId) -> Result<bool, JobStoreError>;
 
     /// Readiness: the store answers.
@@ -80,9 +107,14 @@ pub trait JobStore: Send + Sync + fmt::Debug {
     async fn unfinished(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobRecord>, JobStoreError>;
 }
 
+/// Everything the edge and the pipeline keep: jobs, API keys, rate limits.
+pub trait Store: JobStore + KeyStore + RateLimits {}
+
+impl<T: JobStore + KeyStore + RateLimits> Store for T {}
+
 /// The store `settings.url` names: `postgres://…` (the stack), `sqlite://PATH`
 /// (`atelier serve`; the file is created when missing) or `memory://` (tests).
-pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn JobStore>, JobStoreError> {
+pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Store>, JobStoreError> {
     let url = settings.url.as_str();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgJobStore::connect(settings).await?))
@@ -91,32 +123,8 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn JobStore>, J
     } else if url == "memory://" {
         Ok(Arc::new(MemoryJobStore::new()))
     } else {
-        Err(JobStoreError::UnsupportedUrl(redact_url(url)))
-    }
-}
-
-/// `url` without its password, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/x"),
-            "postgres://app:***@db:5432/x"
-        );
-        assert_eq!(redact_url("sqlite://data/a.db"), "sqlite://data/a.db");
+        Err(JobStoreError::UnsupportedUrl(atelier_core::settings::redact_url(
+            url,
+        )))
     }
 }

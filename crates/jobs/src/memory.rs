@@ -3,13 +3,17 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use atelier_core::event::{EventKind, JobEvent, JobStatus};
+use atelier_core::event::{EventKind, JobEvent, JobFailure, JobStatus};
 use atelier_core::job::JobId;
 use atelier_core::pipeline::Stage;
 use tokio::sync::Mutex;
 
+use crate::keys::gcra;
 use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};
-use crate::{Created, JobCounts, JobRecord, JobStore, JobStoreError, NewJob, StageStats, StoredEvent};
+use crate::{
+    Admission, ApiKey, Created, JobCounts, JobRecord, JobStore, JobStoreError, KeyStore, NewJob,
+    RateDecision, RateLimits, StageStats, StoredEvent,
+};
 
 /// What identifies an event for duplicate detection (same as the databases'
 /// unique key on `job_events`).
@@ -24,7 +28,11 @@ pub struct MemoryJobStore {
 #[derive(Debug, Default)]
 struct Inner {
     jobs: HashMap<JobId, JobRecord>,
-    by_key: HashMap<String, JobId>,
+    /// (tenant, idempotency key) → the job, its body's fingerprint, when the key expires.
+    by_key: HashMap<(String, String), (JobId, Option<String>, u64)>,
+    keys: Vec<(ApiKey, String)>,
+    rates: HashMap<String, u64>,
+    leases: HashMap<String, (String, u64)>,
     events: HashMap<JobId, Vec<StoredEvent>>,
     seen: HashSet<EventIdentity>,
     next_seq: u64,
@@ -42,40 +50,126 @@ impl MemoryJobStore {
 #[async_trait]
 impl JobStore for MemoryJobStore {
     async fn create(&self, job: NewJob) -> Result<Created, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
         let mut inner = self.inner.lock().await;
         let id = job.id();
-        let earlier = match &job.idempotency_key {
-            Some(key) => inner.by_key.get(key).copied(),
-            None => None,
-        }
-        .or_else(|| inner.jobs.contains_key(&id).then_some(id));
-        if let Some(earlier) = earlier {
-            return match inner.jobs.get(&earlier) {
-                Some(found) if found.idempotency_key == job.idempotency_key => Ok(Created {
-                    job: found.clone(),
-                    existing: true,
-                }),
-                _ => Err(JobStoreError::JobConflict { id }),
+        if let Some(found) = inner.jobs.get(&id) {
+            return if found.idempotency_key == job.idempotency_key && found.tenant == job.tenant {
+                Ok(Created::Existing(found.clone()))
+            } else {
+                Err(JobStoreError::JobConflict { id })
             };
         }
+        if let Some(key) = &job.idempotency_key {
+            let slot = (job.tenant.clone(), key.clone());
+            match inner.by_key.get(&slot).cloned() {
+                Some((earlier, hash, expires)) if expires > now => {
+                    if hash != job.request_hash {
+                        return Ok(Created::KeyReused { existing: earlier });
+                    }
+                    if let Some(found) = inner.jobs.get(&earlier) {
+                        return Ok(Created::Existing(found.clone()));
+                    }
+                }
+                Some((earlier, ..)) => {
+                    // Expired: the key is free again.
+                    inner.by_key.remove(&slot);
+                    if let Some(old) = inner.jobs.get_mut(&earlier) {
+                        old.idempotency_key = None;
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Some(limit) = job.max_in_flight {
+            let in_flight = inner
+                .jobs
+                .values()
+                .filter(|j| j.tenant == job.tenant && !j.status.is_terminal())
+                .count();
+            if in_flight >= usize::try_from(limit).unwrap_or(usize::MAX) {
+                return Ok(Created::TooManyInFlight { limit });
+            }
+        }
+        let expires = job.idempotency_expires_at_ms();
+        let hash = job.request_hash.clone();
         let record = job.into_record();
-        if let Some(key) = &record.idempotency_key {
-            inner.by_key.insert(key.clone(), record.id);
+        if let (Some(key), Some(expires)) = (&record.idempotency_key, expires) {
+            inner
+                .by_key
+                .insert((record.tenant.clone(), key.clone()), (record.id, hash, expires));
         }
         inner.jobs.insert(record.id, record.clone());
-        Ok(Created {
-            job: record,
-            existing: false,
-        })
+        Ok(Created::New(record))
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
         Ok(self.inner.lock().await.jobs.get(&id).cloned())
     }
 
-    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError> {
+    async fn find_by_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
         let inner = self.inner.lock().await;
-        Ok(inner.by_key.get(key).and_then(|id| inner.jobs.get(id)).cloned())
+        Ok(inner
+            .by_key
+            .get(&(tenant.to_string(), key.to_string()))
+            .filter(|(_, _, expires)| *expires > now)
+            .and_then(|(id, ..)| inner.jobs.get(id))
+            .cloned())
+    }
+
+    async fn set_admission(
+        &self,
+        id: JobId,
+        admission: Admission,
+        failure: Option<JobFailure>,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let mut inner = self.inner.lock().await;
+        let Some(job) = inner.jobs.get_mut(&id) else {
+            return Ok(None);
+        };
+        job.admission = admission;
+        let freed = if admission == Admission::Refused {
+            rules::refuse(job, failure);
+            job.idempotency_key.take().map(|key| (job.tenant.clone(), key))
+        } else {
+            None
+        };
+        let job = job.clone();
+        if let Some(slot) = freed {
+            inner.by_key.remove(&slot);
+        }
+        Ok(Some(job))
+    }
+
+    async fn mark_resumed(&self, id: JobId) -> Result<u32, JobStoreError> {
+        let mut inner = self.inner.lock().await;
+        let Some(job) = inner.jobs.get_mut(&id) else {
+            return Ok(0);
+        };
+        job.resumes += 1;
+        job.admission = Admission::Admitted;
+        job.updated_at_ms = job.updated_at_ms.max(atelier_core::clock::now_ms());
+        Ok(job.resumes)
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
+        let mut inner = self.inner.lock().await;
+        let free = inner
+            .leases
+            .get(name)
+            .is_none_or(|(current, expires)| *expires < now || current == holder);
+        if free {
+            inner
+                .leases
+                .insert(name.to_string(), (holder.to_string(), now.saturating_add(ttl_ms)));
+        }
+        Ok(free)
     }
 
     async fn delete(&self, id: JobId) -> Result<bool, JobStoreError> {
@@ -84,7 +178,7 @@ impl JobStore for MemoryJobStore {
             return Ok(false);
         };
         if let Some(key) = &job.idempotency_key {
-            inner.by_key.remove(key);
+            inner.by_key.remove(&(job.tenant.clone(), key.clone()));
         }
         inner.events.remove(&id);
         inner.seen.retain(|(job_id, ..)| *job_id != id);
@@ -198,5 +292,73 @@ impl JobStore for MemoryJobStore {
         jobs.sort_by_key(|j| (j.updated_at_ms, j.id));
         jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(jobs)
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryJobStore {
+    async fn create_key(&self, key: &ApiKey, hash: &str) -> Result<(), JobStoreError> {
+        let mut inner = self.inner.lock().await;
+        if inner.keys.iter().any(|(k, _)| k.name == key.name) {
+            return Err(JobStoreError::KeyNameTaken(key.name.clone()));
+        }
+        inner.keys.push((key.clone(), hash.to_string()));
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>, JobStoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .await
+            .keys
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    async fn revoke_key(&self, name: &str, at_ms: u64) -> Result<bool, JobStoreError> {
+        let mut inner = self.inner.lock().await;
+        let Some((key, _)) = inner
+            .keys
+            .iter_mut()
+            .find(|(k, _)| k.name == name && k.revoked_at_ms.is_none())
+        else {
+            return Ok(false);
+        };
+        key.revoked_at_ms = Some(at_ms);
+        Ok(true)
+    }
+
+    async fn set_webhook_secret(&self, name: &str, secret: &str) -> Result<bool, JobStoreError> {
+        let mut inner = self.inner.lock().await;
+        let Some((key, _)) = inner.keys.iter_mut().find(|(k, _)| k.name == name) else {
+            return Ok(false);
+        };
+        key.webhook_secret = Some(secret.to_string());
+        Ok(true)
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, JobStoreError> {
+        let inner = self.inner.lock().await;
+        Ok(inner.keys.iter().find(|(_, h)| h == hash).map(|(k, _)| k.clone()))
+    }
+}
+
+#[async_trait]
+impl RateLimits for MemoryJobStore {
+    async fn check_rate(
+        &self,
+        bucket: &str,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<RateDecision, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
+        let mut inner = self.inner.lock().await;
+        let (next, decision) = gcra(inner.rates.get(bucket).copied(), now, per_minute, burst);
+        if let Some(next) = next {
+            inner.rates.insert(bucket.to_string(), next);
+        }
+        Ok(decision)
     }
 }

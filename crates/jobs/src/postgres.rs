@@ -11,9 +11,15 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-use crate::codec::{EventRow, JobRow, JobText, corrupt, to_i64, to_u64};
+use atelier_core::event::JobFailure;
+
+use crate::codec::{EventRow, JobRow, JobText, KeyRow, corrupt, to_i64, to_u64};
+use crate::keys::gcra;
 use crate::rules::{self, P50, P95, P99};
-use crate::{Created, JobCounts, JobRecord, JobStore, JobStoreError, NewJob, StageStats, StoredEvent};
+use crate::{
+    Admission, ApiKey, Created, JobCounts, JobRecord, JobStore, JobStoreError, KeyStore, NewJob,
+    RateDecision, RateLimits, StageStats, StoredEvent,
+};
 
 /// The schema's migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -27,10 +33,19 @@ const MIGRATION_LOCK_CLASS: i32 = 0x4154_4C52;
 const MAX_IDENTIFIER_LEN: usize = 63;
 
 /// Columns of `jobs` as [`JobRow`] reads them.
-const JOB_SELECT: &str = "id::text AS id, idempotency_key, kind, status, current_stage, \
+const JOB_SELECT: &str = "id::text AS id, tenant, idempotency_key, request_hash, admission, resumes::bigint AS resumes, \
+                          kind, status, current_stage, \
                           priority::bigint AS priority, error, error_code, error_field, \
                           times::text AS times, created_at_ms, updated_at_ms, \
                           state::text AS state, resume_stage";
+
+/// Columns of `api_keys` as [`KeyRow`] reads them.
+const KEY_SELECT: &str = "name, tenant, key_prefix, admin, rate_per_minute::bigint AS rate_per_minute, \
+                          max_in_flight::bigint AS max_in_flight, webhook_secret, created_at_ms, revoked_at_ms";
+
+/// First half of the advisory-lock key serialising one tenant's job creations
+/// ("ATLT"), so its in-flight limit and idempotency keys hold across gateways.
+const TENANT_LOCK_CLASS: i32 = 0x4154_4C54;
 
 /// Columns of `job_events` as [`EventRow`] reads them.
 const EVENT_SELECT: &str = "seq, job_id::text AS job_id, kind, stage, attempt, seconds, at_ms, \
@@ -73,25 +88,15 @@ impl PgJobStore {
         &self.pool
     }
 
-    async fn find(&self, column: &str, value: JobKey<'_>) -> Result<Option<JobRecord>, JobStoreError> {
-        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE {column} = $1");
-        let query = sqlx::query_as::<_, JobRow>(&sql);
-        let query = match value {
-            JobKey::Id(id) => query.bind(id.0),
-            JobKey::Idempotency(key) => query.bind(key),
-        };
-        query
+    async fn find(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = $1");
+        sqlx::query_as::<_, JobRow>(&sql)
+            .bind(id.0)
             .fetch_optional(&self.pool)
             .await?
             .map(JobRow::into_record)
             .transpose()
     }
-}
-
-/// How [`PgJobStore::find`] looks a job up.
-enum JobKey<'a> {
-    Id(JobId),
-    Idempotency(&'a str),
 }
 
 /// Creates and migrates `schema` on a connection of its own.
@@ -147,54 +152,180 @@ fn search_path_sql(schema: &str) -> String {
 #[async_trait]
 impl JobStore for PgJobStore {
     async fn create(&self, job: NewJob) -> Result<Created, JobStoreError> {
-        let record = job.into_record();
-        let text = JobText::of(&record)?;
-        let sql = format!(
-            "INSERT INTO jobs (id, idempotency_key, kind, status, current_stage, priority, request, \
-                               times, created_at_ms, updated_at_ms, state, resume_stage) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6::jsonb, $7::jsonb, $8, $8, $9::jsonb, $10) \
-             ON CONFLICT DO NOTHING RETURNING {JOB_SELECT}"
-        );
-        let inserted = sqlx::query_as::<_, JobRow>(&sql)
-            .bind(record.id.0)
-            .bind(record.idempotency_key.as_deref())
-            .bind(record.kind.as_str())
-            .bind(record.status.as_str())
-            .bind(i16::from(record.priority))
-            .bind(&text.request)
-            .bind(&text.times)
-            .bind(to_i64(record.created_at_ms))
-            .bind(text.state.as_deref())
-            .bind(record.resume_stage.map(Stage::as_str))
-            .fetch_optional(&self.pool)
+        let now = atelier_core::clock::now_ms();
+        let mut tx = self.pool.begin().await?;
+        // One creation per tenant at a time, across every gateway: the
+        // in-flight count and the idempotency check below cannot race.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(TENANT_LOCK_CLASS)
+            .bind(&job.tenant)
+            .execute(&mut *tx)
             .await?;
-        if let Some(row) = inserted {
-            return Ok(Created {
-                job: row.into_record()?,
-                existing: false,
-            });
+        if let Some(key) = &job.idempotency_key {
+            let earlier = sqlx::query(
+                "SELECT id, request_hash, idempotency_expires_at_ms FROM jobs \
+                 WHERE tenant = $1 AND idempotency_key = $2",
+            )
+            .bind(&job.tenant)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = earlier {
+                let id: uuid::Uuid = row.try_get(0)?;
+                let hash: Option<String> = row.try_get(1)?;
+                let expires: Option<i64> = row.try_get(2)?;
+                if expires.is_none_or(|e| to_u64(e) > now) {
+                    tx.commit().await?;
+                    if hash != job.request_hash {
+                        return Ok(Created::KeyReused { existing: JobId(id) });
+                    }
+                    let found = self
+                        .find(JobId(id))
+                        .await?
+                        .ok_or_else(|| corrupt("job", &id.to_string()))?;
+                    return Ok(Created::Existing(found));
+                }
+                sqlx::query("UPDATE jobs SET idempotency_key = NULL WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        // Lost to an earlier job with the same key (or id). In READ COMMITTED the
-        // insert waited for that job's transaction, so it is visible now.
-        let earlier = match &record.idempotency_key {
-            Some(key) => self.find("idempotency_key", JobKey::Idempotency(key)).await?,
-            None => None,
-        };
-        let earlier = match earlier {
-            Some(found) => Some(found),
-            None => self.find("id", JobKey::Id(record.id)).await?,
-        };
-        match earlier {
-            Some(found) if found.idempotency_key == record.idempotency_key => Ok(Created {
-                job: found,
-                existing: true,
-            }),
+        if let Some(limit) = job.max_in_flight {
+            let in_flight: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant = $1 AND status IN ($2, $3)")
+                    .bind(&job.tenant)
+                    .bind(JobStatus::Queued.as_str())
+                    .bind(JobStatus::Running.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if to_u64(in_flight) >= u64::from(limit) {
+                tx.commit().await?;
+                return Ok(Created::TooManyInFlight { limit });
+            }
+        }
+        let expires = job.idempotency_expires_at_ms();
+        let record = job.into_record();
+        let hash = record.request_hash.clone();
+        let text = JobText::of(&record)?;
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, tenant, idempotency_key, request_hash, idempotency_expires_at_ms, admission, \
+                               kind, status, current_stage, priority, request, times, created_at_ms, \
+                               updated_at_ms, state, resume_stage) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10::jsonb, $11::jsonb, $12, $12, $13::jsonb, $14) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(record.id.0)
+        .bind(&record.tenant)
+        .bind(record.idempotency_key.as_deref())
+        .bind(hash.as_deref())
+        .bind(expires.map(to_i64))
+        .bind(record.admission.as_str())
+        .bind(record.kind.as_str())
+        .bind(record.status.as_str())
+        .bind(i16::from(record.priority))
+        .bind(&text.request)
+        .bind(&text.times)
+        .bind(to_i64(record.created_at_ms))
+        .bind(text.state.as_deref())
+        .bind(record.resume_stage.map(Stage::as_str))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if inserted.rows_affected() > 0 {
+            return Ok(Created::New(record));
+        }
+        // The id is taken: the same submission again (a retry), or a caller bug.
+        match self.find(record.id).await? {
+            Some(found)
+                if found.idempotency_key == record.idempotency_key && found.tenant == record.tenant =>
+            {
+                Ok(Created::Existing(found))
+            }
             _ => Err(JobStoreError::JobConflict { id: record.id }),
         }
     }
 
-    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError> {
-        self.find("idempotency_key", JobKey::Idempotency(key)).await
+    async fn find_by_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let sql = format!(
+            "SELECT {JOB_SELECT} FROM jobs WHERE tenant = $1 AND idempotency_key = $2 \
+             AND (idempotency_expires_at_ms IS NULL OR idempotency_expires_at_ms > $3)"
+        );
+        sqlx::query_as::<_, JobRow>(&sql)
+            .bind(tenant)
+            .bind(key)
+            .bind(to_i64(atelier_core::clock::now_ms()))
+            .fetch_optional(&self.pool)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()
+    }
+
+    async fn set_admission(
+        &self,
+        id: JobId,
+        admission: Admission,
+        failure: Option<JobFailure>,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let Some(mut job) = self.find(id).await? else {
+            return Ok(None);
+        };
+        job.admission = admission;
+        if admission == Admission::Refused {
+            rules::refuse(&mut job, failure);
+            job.idempotency_key = None;
+        }
+        let failure = job.failure.as_ref();
+        sqlx::query(
+            "UPDATE jobs SET admission = $2, status = $3, error = $4, error_code = $5, error_field = $6, \
+             resume_stage = $7, updated_at_ms = $8, idempotency_key = $9 WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(admission.as_str())
+        .bind(job.status.as_str())
+        .bind(failure.map(|f| f.message.as_str()))
+        .bind(failure.map(|f| f.code.as_str()))
+        .bind(failure.and_then(|f| f.field.as_deref()))
+        .bind(job.resume_stage.map(Stage::as_str))
+        .bind(to_i64(job.updated_at_ms))
+        .bind(job.idempotency_key.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(job))
+    }
+
+    async fn mark_resumed(&self, id: JobId) -> Result<u32, JobStoreError> {
+        let resumes: Option<i32> = sqlx::query_scalar(
+            "UPDATE jobs SET resumes = resumes + 1, admission = $2, \
+             updated_at_ms = GREATEST(updated_at_ms, $3) WHERE id = $1 RETURNING resumes",
+        )
+        .bind(id.0)
+        .bind(Admission::Admitted.as_str())
+        .bind(to_i64(atelier_core::clock::now_ms()))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(resumes.map_or(0, |n| u32::try_from(n).unwrap_or(0)))
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
+        let taken: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, expires_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at_ms = EXCLUDED.expires_at_ms \
+             WHERE leases.expires_at_ms < $4 OR leases.holder = EXCLUDED.holder \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(to_i64(now.saturating_add(ttl_ms)))
+        .bind(to_i64(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(taken.is_some())
     }
 
     async fn delete(&self, id: JobId) -> Result<bool, JobStoreError> {
@@ -212,7 +343,7 @@ impl JobStore for PgJobStore {
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
-        self.find("id", JobKey::Id(id)).await
+        self.find(id).await
     }
 
     async fn apply_event(&self, event: &JobEvent) -> Result<Option<JobRecord>, JobStoreError> {
@@ -393,6 +524,101 @@ impl JobStore for PgJobStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(JobRow::into_record).collect()
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgJobStore {
+    async fn create_key(&self, key: &ApiKey, hash: &str) -> Result<(), JobStoreError> {
+        let done = sqlx::query(
+            "INSERT INTO api_keys (name, tenant, key_hash, key_prefix, admin, rate_per_minute, max_in_flight, \
+                                   webhook_secret, created_at_ms, revoked_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&key.name)
+        .bind(&key.tenant)
+        .bind(hash)
+        .bind(&key.prefix)
+        .bind(key.admin)
+        .bind(key.rate_per_minute.map(i64::from))
+        .bind(key.max_in_flight.map(i64::from))
+        .bind(key.webhook_secret.as_deref())
+        .bind(to_i64(key.created_at_ms))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(JobStoreError::KeyNameTaken(key.name.clone()));
+        }
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>, JobStoreError> {
+        let sql = format!("SELECT {KEY_SELECT} FROM api_keys ORDER BY created_at_ms, name");
+        let rows = sqlx::query_as::<_, KeyRow>(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(ApiKey::from).collect())
+    }
+
+    async fn revoke_key(&self, name: &str, at_ms: u64) -> Result<bool, JobStoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at_ms = $2 WHERE name = $1 AND revoked_at_ms IS NULL")
+                .bind(name)
+                .bind(to_i64(at_ms))
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_webhook_secret(&self, name: &str, secret: &str) -> Result<bool, JobStoreError> {
+        let done = sqlx::query("UPDATE api_keys SET webhook_secret = $2 WHERE name = $1")
+            .bind(name)
+            .bind(secret)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, JobStoreError> {
+        let sql = format!("SELECT {KEY_SELECT} FROM api_keys WHERE key_hash = $1");
+        let row = sqlx::query_as::<_, KeyRow>(&sql)
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(ApiKey::from))
+    }
+}
+
+#[async_trait]
+impl RateLimits for PgJobStore {
+    async fn check_rate(
+        &self,
+        bucket: &str,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<RateDecision, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
+        let mut tx = self.pool.begin().await?;
+        // Make sure the row exists, then lock it: concurrent checks of one
+        // bucket from any number of gateways take turns.
+        sqlx::query(
+            "INSERT INTO rate_limits (bucket, tat_ms) VALUES ($1, 0) ON CONFLICT (bucket) DO NOTHING",
+        )
+        .bind(bucket)
+        .execute(&mut *tx)
+        .await?;
+        let tat: i64 = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE bucket = $1 FOR UPDATE")
+            .bind(bucket)
+            .fetch_one(&mut *tx)
+            .await?;
+        let (next, decision) = gcra(Some(to_u64(tat)), now, per_minute, burst);
+        if let Some(next) = next {
+            sqlx::query("UPDATE rate_limits SET tat_ms = $2 WHERE bucket = $1")
+                .bind(bucket)
+                .bind(to_i64(next))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(decision)
     }
 }
 

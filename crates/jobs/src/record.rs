@@ -5,26 +5,58 @@ use atelier_core::job::{JobId, JobKind};
 use atelier_core::pipeline::{JobState, ProcessingTimes, Stage};
 use serde::{Deserialize, Serialize};
 
+/// The tenant of callers when API keys are off.
+pub const ANONYMOUS_TENANT: &str = "anonymous";
+
 /// A job as the gateway creates it: its initial state (spec, stored inputs) is
 /// also its first checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
     pub state: JobState,
-    /// Client-supplied key: a second submission with the same key gets the first job.
+    /// Whose job it is: every read, cancel and idempotency key is scoped to it.
+    pub tenant: String,
+    /// Client-supplied key: a second submission with the same key (and the same
+    /// body) gets the first job while the key holds.
     pub idempotency_key: Option<String>,
+    /// Fingerprint of the request body; the same key with another body is refused.
+    pub request_hash: Option<String>,
+    /// How long the idempotency key holds after creation.
+    pub idempotency_ttl_ms: u64,
+    /// Most unfinished jobs the tenant may have; `None` = no limit.
+    pub max_in_flight: Option<u32>,
 }
 
 impl NewJob {
-    /// A job for `state`, with an optional idempotency key.
+    /// A job for `state` of the anonymous tenant, with an optional idempotency key.
     pub fn new(state: JobState, idempotency_key: Option<String>) -> Self {
         Self {
             state,
+            tenant: ANONYMOUS_TENANT.to_string(),
             idempotency_key,
+            request_hash: None,
+            idempotency_ttl_ms: u64::MAX,
+            max_in_flight: None,
         }
+    }
+
+    /// The same job for `tenant`.
+    pub fn for_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
     }
 
     pub fn id(&self) -> JobId {
         self.state.spec.id
+    }
+
+    /// When the idempotency key stops holding, ms since the Unix epoch.
+    pub(crate) fn idempotency_expires_at_ms(&self) -> Option<u64> {
+        self.idempotency_key.as_ref().map(|_| {
+            self.state
+                .spec
+                .submitted_at_ms
+                .saturating_add(self.idempotency_ttl_ms)
+        })
     }
 
     /// The first row of this job.
@@ -32,7 +64,10 @@ impl NewJob {
         let spec = &self.state.spec;
         JobRecord {
             id: spec.id,
+            tenant: self.tenant,
             idempotency_key: self.idempotency_key,
+            request_hash: self.request_hash,
+            admission: Admission::Pending,
             kind: spec.kind,
             status: JobStatus::Queued,
             current_stage: None,
@@ -43,7 +78,36 @@ impl NewJob {
             failure: None,
             resume_stage: Some(Stage::Analysis),
             state: Some(self.state),
+            resumes: 0,
         }
+    }
+}
+
+/// Whether an accepted job was handed to the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// Its row exists; its first message is being published.
+    Pending,
+    /// It is in the pipeline.
+    Admitted,
+    /// The pipeline refused it (queue full, broker down): it failed at intake.
+    Refused,
+}
+
+impl Admission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Admitted => "admitted",
+            Self::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Admitted, Self::Refused]
+            .into_iter()
+            .find(|a| a.as_str() == s)
     }
 }
 
@@ -51,7 +115,11 @@ impl NewJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: JobId,
+    pub tenant: String,
     pub idempotency_key: Option<String>,
+    /// Fingerprint of the body the idempotency key was used with.
+    pub request_hash: Option<String>,
+    pub admission: Admission,
     pub kind: JobKind,
     pub status: JobStatus,
     /// The furthest stage that started (kept after the job ends, so a failure
@@ -70,6 +138,8 @@ pub struct JobRecord {
     /// initial state before any; its final state once completed). `None` only
     /// for rows written before checkpoints existed.
     pub state: Option<JobState>,
+    /// Times the reaper put the job back into the pipeline.
+    pub resumes: u32,
 }
 
 impl JobRecord {
@@ -83,10 +153,25 @@ impl JobRecord {
 
 /// The outcome of [`crate::JobStore::create`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Created {
-    pub job: JobRecord,
-    /// True when the idempotency key was already taken and `job` is the earlier job.
-    pub existing: bool,
+pub enum Created {
+    /// The job was inserted (pending admission).
+    New(JobRecord),
+    /// The idempotency key holds for an earlier job with the same body: that job.
+    Existing(JobRecord),
+    /// The idempotency key holds for an earlier job with another body.
+    KeyReused { existing: JobId },
+    /// The tenant already has this many unfinished jobs.
+    TooManyInFlight { limit: u32 },
+}
+
+impl Created {
+    /// The job, when the outcome has one.
+    pub fn job(&self) -> Option<&JobRecord> {
+        match self {
+            Self::New(job) | Self::Existing(job) => Some(job),
+            _ => None,
+        }
+    }
 }
 
 /// A recorded event with its place in the job's history.

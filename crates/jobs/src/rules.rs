@@ -86,6 +86,15 @@ pub(crate) fn transition(job: &JobRecord, event: &JobEvent) -> Option<JobRecord>
     (next != *job).then_some(next)
 }
 
+/// A job the pipeline refused at intake: failed, with why, and over.
+pub(crate) fn refuse(job: &mut JobRecord, failure: Option<JobFailure>) {
+    job.status = JobStatus::Failed;
+    job.resume_stage = None;
+    job.failure =
+        Some(failure.unwrap_or_else(|| JobFailure::new("refused", "the pipeline did not take the job")));
+    job.updated_at_ms = job.updated_at_ms.max(atelier_core::clock::now_ms());
+}
+
 /// Moves the current stage forward to the event's, never back: a late start of
 /// an earlier stage (out-of-order delivery) must not rewind the job.
 fn advance_stage(job: &mut JobRecord, event: &JobEvent) {

@@ -19,17 +19,27 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::codec::{EventRow, JobRow, JobText, corrupt, to_i64, to_u64};
+use atelier_core::event::JobFailure;
+
+use crate::codec::{EventRow, JobRow, JobText, KeyRow, corrupt, to_i64, to_u64};
+use crate::keys::gcra;
 use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};
-use crate::{Created, JobCounts, JobRecord, JobStore, JobStoreError, NewJob, StageStats, StoredEvent};
+use crate::{
+    Admission, ApiKey, Created, JobCounts, JobRecord, JobStore, JobStoreError, KeyStore, NewJob,
+    RateDecision, RateLimits, StageStats, StoredEvent,
+};
 
 /// The schema's migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Columns of `jobs` as [`JobRow`] reads them.
-const JOB_SELECT: &str = "id, idempotency_key, kind, status, current_stage, priority, error, \
-                          error_code, error_field, times, created_at_ms, updated_at_ms, state, \
-                          resume_stage";
+const JOB_SELECT: &str = "id, tenant, idempotency_key, request_hash, admission, resumes, kind, status, current_stage, \
+                          priority, error, error_code, error_field, times, created_at_ms, updated_at_ms, \
+                          state, resume_stage";
+
+/// Columns of `api_keys` as [`KeyRow`] reads them.
+const KEY_SELECT: &str = "name, tenant, key_prefix, admin, rate_per_minute, max_in_flight, webhook_secret, \
+                          created_at_ms, revoked_at_ms";
 
 /// Columns of `job_events` as [`EventRow`] reads them.
 const EVENT_SELECT: &str = "seq, job_id, kind, stage, attempt, seconds, at_ms, error, error_code, \
@@ -77,10 +87,10 @@ impl SqliteJobStore {
         Ok(Self { writer, reader })
     }
 
-    async fn find(&self, column: &str, value: &str) -> Result<Option<JobRecord>, JobStoreError> {
-        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE {column} = ?1");
+    async fn find(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = ?1");
         sqlx::query_as::<_, JobRow>(&sql)
-            .bind(value)
+            .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?
             .map(JobRow::into_record)
@@ -91,32 +101,84 @@ impl SqliteJobStore {
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn create(&self, job: NewJob) -> Result<Created, JobStoreError> {
-        let record = job.into_record();
-        let text = JobText::of(&record)?;
+        let now = atelier_core::clock::now_ms();
+        // One writer connection: nothing interleaves with this transaction.
         let mut tx = self.writer.begin().await?;
-        let earlier = match &record.idempotency_key {
-            Some(key) => {
-                let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE idempotency_key = ?1");
-                sqlx::query_as::<_, JobRow>(&sql)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
-        if let Some(row) = earlier {
-            return Ok(Created {
-                job: row.into_record()?,
-                existing: true,
-            });
+        let by_id = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = ?1");
+        let existing = sqlx::query_as::<_, JobRow>(&by_id)
+            .bind(job.id().to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()?;
+        if let Some(found) = existing {
+            tx.commit().await?;
+            return if found.idempotency_key == job.idempotency_key && found.tenant == job.tenant {
+                Ok(Created::Existing(found))
+            } else {
+                Err(JobStoreError::JobConflict { id: job.id() })
+            };
         }
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO jobs (id, idempotency_key, kind, status, current_stage, priority, \
-                                         request, times, created_at_ms, updated_at_ms, state, resume_stage) \
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+        if let Some(key) = &job.idempotency_key {
+            let earlier = sqlx::query(
+                "SELECT id, request_hash, idempotency_expires_at_ms FROM jobs \
+                 WHERE tenant = ?1 AND idempotency_key = ?2",
+            )
+            .bind(&job.tenant)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = earlier {
+                let id: String = row.try_get(0)?;
+                let hash: Option<String> = row.try_get(1)?;
+                let expires: Option<i64> = row.try_get(2)?;
+                let id: JobId = id.parse().map_err(|_| corrupt("job id", &id))?;
+                if expires.is_none_or(|e| to_u64(e) > now) {
+                    tx.commit().await?;
+                    if hash != job.request_hash {
+                        return Ok(Created::KeyReused { existing: id });
+                    }
+                    let found = self
+                        .find(id)
+                        .await?
+                        .ok_or_else(|| corrupt("job", &id.to_string()))?;
+                    return Ok(Created::Existing(found));
+                }
+                sqlx::query("UPDATE jobs SET idempotency_key = NULL WHERE id = ?1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if let Some(limit) = job.max_in_flight {
+            let in_flight: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant = ?1 AND status IN (?2, ?3)")
+                    .bind(&job.tenant)
+                    .bind(JobStatus::Queued.as_str())
+                    .bind(JobStatus::Running.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if to_u64(in_flight) >= u64::from(limit) {
+                tx.commit().await?;
+                return Ok(Created::TooManyInFlight { limit });
+            }
+        }
+        let expires = job.idempotency_expires_at_ms();
+        let record = job.into_record();
+        let hash = record.request_hash.clone();
+        let text = JobText::of(&record)?;
+        sqlx::query(
+            "INSERT INTO jobs (id, tenant, idempotency_key, request_hash, idempotency_expires_at_ms, admission, \
+                               kind, status, current_stage, priority, request, times, created_at_ms, \
+                               updated_at_ms, state, resume_stage) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
         )
         .bind(record.id.to_string())
+        .bind(&record.tenant)
         .bind(record.idempotency_key.as_deref())
+        .bind(hash.as_deref())
+        .bind(expires.map(to_i64))
+        .bind(record.admission.as_str())
         .bind(record.kind.as_str())
         .bind(record.status.as_str())
         .bind(i64::from(record.priority))
@@ -127,34 +189,103 @@ impl JobStore for SqliteJobStore {
         .bind(record.resume_stage.map(Stage::as_str))
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() > 0 {
-            tx.commit().await?;
-            return Ok(Created {
-                job: record,
-                existing: false,
-            });
-        }
-        // The id is taken: the same submission again (a retry), or a caller bug.
-        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = ?1");
-        let found = sqlx::query_as::<_, JobRow>(&sql)
-            .bind(record.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(JobRow::into_record)
-            .transpose()?;
         tx.commit().await?;
-        match found {
-            Some(job) if job.idempotency_key == record.idempotency_key => Ok(Created { job, existing: true }),
-            _ => Err(JobStoreError::JobConflict { id: record.id }),
-        }
+        Ok(Created::New(record))
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
-        self.find("id", &id.to_string()).await
+        self.find(id).await
     }
 
-    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>, JobStoreError> {
-        self.find("idempotency_key", key).await
+    async fn find_by_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let sql = format!(
+            "SELECT {JOB_SELECT} FROM jobs WHERE tenant = ?1 AND idempotency_key = ?2 \
+             AND (idempotency_expires_at_ms IS NULL OR idempotency_expires_at_ms > ?3)"
+        );
+        sqlx::query_as::<_, JobRow>(&sql)
+            .bind(tenant)
+            .bind(key)
+            .bind(to_i64(atelier_core::clock::now_ms()))
+            .fetch_optional(&self.reader)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()
+    }
+
+    async fn set_admission(
+        &self,
+        id: JobId,
+        admission: Admission,
+        failure: Option<JobFailure>,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let mut tx = self.writer.begin().await?;
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = ?1");
+        let Some(mut job) = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        job.admission = admission;
+        if admission == Admission::Refused {
+            rules::refuse(&mut job, failure);
+            job.idempotency_key = None;
+        }
+        let failure = job.failure.as_ref();
+        sqlx::query(
+            "UPDATE jobs SET admission = ?2, status = ?3, error = ?4, error_code = ?5, error_field = ?6, \
+             resume_stage = ?7, updated_at_ms = ?8, idempotency_key = ?9 WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(admission.as_str())
+        .bind(job.status.as_str())
+        .bind(failure.map(|f| f.message.as_str()))
+        .bind(failure.map(|f| f.code.as_str()))
+        .bind(failure.and_then(|f| f.field.as_deref()))
+        .bind(job.resume_stage.map(Stage::as_str))
+        .bind(to_i64(job.updated_at_ms))
+        .bind(job.idempotency_key.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    async fn mark_resumed(&self, id: JobId) -> Result<u32, JobStoreError> {
+        let resumes: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET resumes = resumes + 1, admission = ?2, \
+             updated_at_ms = max(updated_at_ms, ?3) WHERE id = ?1 RETURNING resumes",
+        )
+        .bind(id.to_string())
+        .bind(Admission::Admitted.as_str())
+        .bind(to_i64(atelier_core::clock::now_ms()))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(resumes.map_or(0, |n| u32::try_from(n).unwrap_or(0)))
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
+        let taken: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, expires_at_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms \
+             WHERE leases.expires_at_ms < ?4 OR leases.holder = excluded.holder \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(to_i64(now.saturating_add(ttl_ms)))
+        .bind(to_i64(now))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(taken.is_some())
     }
 
     async fn delete(&self, id: JobId) -> Result<bool, JobStoreError> {
@@ -325,5 +456,94 @@ impl JobStore for SqliteJobStore {
             .fetch_all(&self.reader)
             .await?;
         rows.into_iter().map(JobRow::into_record).collect()
+    }
+}
+#[async_trait]
+impl KeyStore for SqliteJobStore {
+    async fn create_key(&self, key: &ApiKey, hash: &str) -> Result<(), JobStoreError> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO api_keys (name, tenant, key_hash, key_prefix, admin, rate_per_minute, \
+                                             max_in_flight, webhook_secret, created_at_ms, revoked_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)",
+        )
+        .bind(&key.name)
+        .bind(&key.tenant)
+        .bind(hash)
+        .bind(&key.prefix)
+        .bind(key.admin)
+        .bind(key.rate_per_minute.map(i64::from))
+        .bind(key.max_in_flight.map(i64::from))
+        .bind(key.webhook_secret.as_deref())
+        .bind(to_i64(key.created_at_ms))
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(JobStoreError::KeyNameTaken(key.name.clone()));
+        }
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>, JobStoreError> {
+        let sql = format!("SELECT {KEY_SELECT} FROM api_keys ORDER BY created_at_ms, name");
+        let rows = sqlx::query_as::<_, KeyRow>(&sql).fetch_all(&self.reader).await?;
+        Ok(rows.into_iter().map(ApiKey::from).collect())
+    }
+
+    async fn revoke_key(&self, name: &str, at_ms: u64) -> Result<bool, JobStoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at_ms = ?2 WHERE name = ?1 AND revoked_at_ms IS NULL")
+                .bind(name)
+                .bind(to_i64(at_ms))
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_webhook_secret(&self, name: &str, secret: &str) -> Result<bool, JobStoreError> {
+        let done = sqlx::query("UPDATE api_keys SET webhook_secret = ?2 WHERE name = ?1")
+            .bind(name)
+            .bind(secret)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, JobStoreError> {
+        let sql = format!("SELECT {KEY_SELECT} FROM api_keys WHERE key_hash = ?1");
+        let row = sqlx::query_as::<_, KeyRow>(&sql)
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(ApiKey::from))
+    }
+}
+
+#[async_trait]
+impl RateLimits for SqliteJobStore {
+    async fn check_rate(
+        &self,
+        bucket: &str,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<RateDecision, JobStoreError> {
+        let now = atelier_core::clock::now_ms();
+        let mut tx = self.writer.begin().await?;
+        let tat: Option<i64> = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE bucket = ?1")
+            .bind(bucket)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (next, decision) = gcra(tat.map(to_u64), now, per_minute, burst);
+        if let Some(next) = next {
+            sqlx::query(
+                "INSERT INTO rate_limits (bucket, tat_ms) VALUES (?1, ?2) \
+                 ON CONFLICT (bucket) DO UPDATE SET tat_ms = excluded.tat_ms",
+            )
+            .bind(bucket)
+            .bind(to_i64(next))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(decision)
     }
 }

@@ -11,7 +11,10 @@ use atelier_core::job::{JobId, JobKind, JobSpec, StoredInput};
 use atelier_core::pipeline::{JobState, ProcessingTimes, Stage};
 use atelier_core::request::GenerateRequest;
 use atelier_core::settings::DatabaseSettings;
-use atelier_jobs::{JobRecord, JobStore, JobStoreError, MemoryJobStore, NewJob, PgJobStore, SqliteJobStore};
+use atelier_jobs::{
+    Admission, ApiKey, Created, JobRecord, JobStore, JobStoreError, MemoryJobStore, NewJob, PgJobStore,
+    RateLimits, SqliteJobStore, Store,
+};
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const HOUR_MS: u64 = 3_600_000;
@@ -40,7 +43,7 @@ async fn drop_schema(pool: &sqlx::PgPool, schema: &str) {
 /// test panics (the panic is re-raised afterwards).
 async fn on_postgres<F, Fut>(test: F)
 where
-    F: FnOnce(Arc<dyn JobStore>) -> Fut,
+    F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let schema = fresh_schema();
@@ -56,7 +59,7 @@ where
 
 async fn on_sqlite<F, Fut>(test: F)
 where
-    F: FnOnce(Arc<dyn JobStore>) -> Fut,
+    F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().expect("tmp");
@@ -70,7 +73,7 @@ where
 
 async fn on_memory<F, Fut>(test: F)
 where
-    F: FnOnce(Arc<dyn JobStore>) -> Fut,
+    F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
     test(Arc::new(MemoryJobStore::new())).await;
@@ -109,7 +112,15 @@ macro_rules! on_every_store {
 on_every_store!(
     create_then_get,
     idempotency_key_returns_the_first_job,
+    idempotency_keys_belong_to_a_tenant_and_fingerprint_the_body,
+    idempotency_keys_expire,
     concurrent_creates_with_one_key_make_one_job,
+    the_in_flight_limit_holds_under_concurrent_creates,
+    a_refused_job_fails_and_frees_its_key,
+    resumptions_are_counted,
+    leases_have_one_holder_at_a_time,
+    api_keys_are_stored_by_hash_and_revoked,
+    rate_limits_allow_the_burst_then_the_rate,
     event_sequence_completes_the_job,
     checkpoints_follow_finished_stages,
     duplicate_events_are_ignored,
@@ -117,7 +128,7 @@ on_every_store!(
     event_for_unknown_job_is_none,
     counts_by_status,
     stage_stats_percentiles_and_window,
-    refused_jobs_are_deleted_and_their_key_freed,
+    deleted_jobs_free_their_key,
     unfinished_jobs_oldest_first,
 );
 
@@ -183,11 +194,11 @@ fn without_state(events: &[JobEvent]) -> Vec<JobEvent> {
         .collect()
 }
 
-async fn create_then_get(store: Arc<dyn JobStore>) {
+async fn create_then_get(store: Arc<dyn Store>) {
     let new = new_job(None);
-    let created = store.create(new.clone()).await.expect("create");
-    assert!(!created.existing);
-    let job = created.job;
+    let job = fresh(store.create(new.clone()).await.expect("create"));
+    assert_eq!(job.tenant, atelier_jobs::ANONYMOUS_TENANT);
+    assert_eq!(job.admission, Admission::Pending);
     assert_eq!(job.id, new.id());
     assert_eq!(job.kind, JobKind::Full);
     assert_eq!(job.status, JobStatus::Queued);
@@ -207,22 +218,43 @@ async fn create_then_get(store: Arc<dyn JobStore>) {
     assert_eq!(store.get(JobId::new()).await.expect("get"), None);
 }
 
-async fn idempotency_key_returns_the_first_job(store: Arc<dyn JobStore>) {
-    let first = store.create(new_job(Some("k-1"))).await.expect("create");
-    let again = store.create(new_job(Some("k-1"))).await.expect("again");
-    assert!(again.existing);
-    assert_eq!(again.job, first.job);
-    let other = store.create(new_job(Some("k-2"))).await.expect("other");
-    assert!(!other.existing);
+/// The job of a `Created::New`.
+fn fresh(created: Created) -> JobRecord {
+    match created {
+        Created::New(job) => job,
+        other => panic!("expected a new job, got {other:?}"),
+    }
+}
+
+/// The job of a `Created::Existing`.
+fn existing(created: Created) -> JobRecord {
+    match created {
+        Created::Existing(job) => job,
+        other => panic!("expected the earlier job, got {other:?}"),
+    }
+}
+
+fn keyed(key: &str, tenant: &str, body: &str) -> NewJob {
+    NewJob {
+        request_hash: Some(body.to_string()),
+        idempotency_ttl_ms: HOUR_MS,
+        ..new_job(Some(key)).for_tenant(tenant)
+    }
+}
+
+async fn idempotency_key_returns_the_first_job(store: Arc<dyn Store>) {
+    let first = fresh(store.create(new_job(Some("k-1"))).await.expect("create"));
+    let again = existing(store.create(new_job(Some("k-1"))).await.expect("again"));
+    assert_eq!(again, first);
+    fresh(store.create(new_job(Some("k-2"))).await.expect("other"));
     // Without a key every submission is a job of its own.
-    let a = store.create(new_job(None)).await.expect("a");
-    let b = store.create(new_job(None)).await.expect("b");
-    assert!(!a.existing && !b.existing);
-    assert_ne!(a.job.id, b.job.id);
+    let a = fresh(store.create(new_job(None)).await.expect("a"));
+    let b = fresh(store.create(new_job(None)).await.expect("b"));
+    assert_ne!(a.id, b.id);
     // Resubmitting the same id (a gateway retry) is not a second job either.
     let same_id = new_job(None);
     store.create(same_id.clone()).await.expect("create");
-    assert!(store.create(same_id).await.expect("retry").existing);
+    existing(store.create(same_id).await.expect("retry"));
     assert_eq!(store.counts().await.expect("counts").queued, 5);
     // The same id under another key is a caller bug, not a duplicate.
     let clash = NewJob::new(new_job(None).state, Some("k-3".into()));
@@ -234,53 +266,302 @@ async fn idempotency_key_returns_the_first_job(store: Arc<dyn JobStore>) {
     ));
 }
 
-async fn refused_jobs_are_deleted_and_their_key_freed(store: Arc<dyn JobStore>) {
-    store.ping().await.expect("ping");
-    let first = store.create(new_job(Some("k-del"))).await.expect("create");
-    let found = store.find_by_idempotency_key("k-del").await.expect("find");
-    assert_eq!(found.map(|j| j.id), Some(first.job.id));
+async fn idempotency_keys_belong_to_a_tenant_and_fingerprint_the_body(store: Arc<dyn Store>) {
+    let alice = fresh(
+        store
+            .create(keyed("order-1", "alice", "body-a"))
+            .await
+            .expect("create"),
+    );
+    assert_eq!(alice.tenant, "alice");
+    // Another tenant's same key is another job: keys are not global.
+    let bob = fresh(
+        store
+            .create(keyed("order-1", "bob", "body-a"))
+            .await
+            .expect("create"),
+    );
+    assert_ne!(bob.id, alice.id);
+    // The same key and body: the same job; another body: refused.
+    assert_eq!(
+        existing(
+            store
+                .create(keyed("order-1", "alice", "body-a"))
+                .await
+                .expect("again")
+        )
+        .id,
+        alice.id
+    );
+    match store
+        .create(keyed("order-1", "alice", "body-b"))
+        .await
+        .expect("reuse")
+    {
+        Created::KeyReused { existing } => assert_eq!(existing, alice.id),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let found = store
+        .find_by_idempotency_key("alice", "order-1")
+        .await
+        .expect("find");
+    assert_eq!(found.map(|j| j.id), Some(alice.id));
     assert!(
         store
-            .find_by_idempotency_key("k-none")
+            .find_by_idempotency_key("carol", "order-1")
             .await
             .expect("find")
             .is_none()
     );
-    assert!(store.delete(first.job.id).await.expect("delete"));
-    assert!(!store.delete(first.job.id).await.expect("delete twice"));
-    assert!(store.get(first.job.id).await.expect("get").is_none());
-    assert!(
-        store
-            .find_by_idempotency_key("k-del")
-            .await
-            .expect("find")
-            .is_none()
-    );
-    // The key is free again: a retry makes a new job.
-    let retry = store.create(new_job(Some("k-del"))).await.expect("retry");
-    assert!(!retry.existing);
-    assert_ne!(retry.job.id, first.job.id);
 }
 
-async fn concurrent_creates_with_one_key_make_one_job(store: Arc<dyn JobStore>) {
+async fn idempotency_keys_expire(store: Arc<dyn Store>) {
+    let old = NewJob {
+        idempotency_ttl_ms: 1,
+        ..keyed("short", "t", "body")
+    };
+    let first = fresh(store.create(old).await.expect("create"));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(
+        store
+            .find_by_idempotency_key("t", "short")
+            .await
+            .expect("find")
+            .is_none()
+    );
+    // Even with another body, an expired key starts a new job.
+    let second = fresh(
+        store
+            .create(keyed("short", "t", "other body"))
+            .await
+            .expect("create"),
+    );
+    assert_ne!(second.id, first.id);
+    assert_eq!(
+        store.get(first.id).await.expect("get").map(|j| j.idempotency_key),
+        Some(None)
+    );
+}
+
+async fn deleted_jobs_free_their_key(store: Arc<dyn Store>) {
+    store.ping().await.expect("ping");
+    let first = fresh(store.create(new_job(Some("k-del"))).await.expect("create"));
+    assert!(store.delete(first.id).await.expect("delete"));
+    assert!(!store.delete(first.id).await.expect("delete twice"));
+    assert!(store.get(first.id).await.expect("get").is_none());
+    let retry = fresh(store.create(new_job(Some("k-del"))).await.expect("retry"));
+    assert_ne!(retry.id, first.id);
+}
+
+async fn concurrent_creates_with_one_key_make_one_job(store: Arc<dyn Store>) {
     const SUBMISSIONS: usize = 8;
     let tasks: Vec<_> = (0..SUBMISSIONS)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.create(new_job(Some("same"))).await })
+            tokio::spawn(async move { store.create(keyed("same", "t", "body")).await })
         })
         .collect();
     let mut results = Vec::new();
     for task in tasks {
         results.push(task.await.expect("join").expect("create"));
     }
-    let fresh: Vec<_> = results.iter().filter(|c| !c.existing).collect();
-    assert_eq!(fresh.len(), 1, "exactly one submission creates the job");
-    assert!(results.iter().all(|c| c.job.id == fresh[0].job.id));
+    let new: Vec<_> = results.iter().filter(|c| matches!(c, Created::New(_))).collect();
+    assert_eq!(new.len(), 1, "exactly one submission creates the job");
+    let id = new[0].job().map(|j| j.id);
+    assert!(results.iter().all(|c| c.job().map(|j| j.id) == id));
     assert_eq!(store.counts().await.expect("counts").queued, 1);
 }
 
-async fn event_sequence_completes_the_job(store: Arc<dyn JobStore>) {
+async fn the_in_flight_limit_holds_under_concurrent_creates(store: Arc<dyn Store>) {
+    const LIMIT: u32 = 3;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let job = NewJob {
+                max_in_flight: Some(LIMIT),
+                ..new_job(None).for_tenant("busy")
+            };
+            tokio::spawn(async move { store.create(job).await })
+        })
+        .collect();
+    let mut new = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.expect("join").expect("create") {
+            Created::New(job) => new.push(job.id),
+            Created::TooManyInFlight { limit } => {
+                assert_eq!(limit, LIMIT);
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((new.len(), refused), (3, 7));
+    // A finished job makes room; another tenant is not counted.
+    apply(&*store, &event(new[0], EventKind::Completed, None, now_ms())).await;
+    let more = NewJob {
+        max_in_flight: Some(LIMIT),
+        ..new_job(None).for_tenant("busy")
+    };
+    fresh(store.create(more).await.expect("create"));
+    let other = NewJob {
+        max_in_flight: Some(1),
+        ..new_job(None).for_tenant("quiet")
+    };
+    fresh(store.create(other).await.expect("create"));
+}
+
+async fn a_refused_job_fails_and_frees_its_key(store: Arc<dyn Store>) {
+    let job = fresh(store.create(keyed("k", "t", "body")).await.expect("create"));
+    let admitted = store
+        .set_admission(job.id, Admission::Admitted, None)
+        .await
+        .expect("admit")
+        .expect("job");
+    assert_eq!(
+        (admitted.admission, admitted.status),
+        (Admission::Admitted, JobStatus::Queued)
+    );
+
+    let refused = fresh(store.create(keyed("k2", "t", "body")).await.expect("create"));
+    let failure = JobFailure::new("queue_full", "the pipeline is at capacity");
+    let after = store
+        .set_admission(refused.id, Admission::Refused, Some(failure.clone()))
+        .await
+        .expect("refuse")
+        .expect("job");
+    assert_eq!(
+        (after.admission, after.status),
+        (Admission::Refused, JobStatus::Failed)
+    );
+    assert_eq!(after.failure, Some(failure));
+    assert_eq!(
+        store.get(refused.id).await.expect("get"),
+        Some(after.clone()),
+        "the refusal is stored"
+    );
+    assert!(
+        !store
+            .unfinished(now_ms(), 10)
+            .await
+            .expect("unfinished")
+            .iter()
+            .any(|j| j.id == refused.id)
+    );
+    // Its key is free: a retry is a new job.
+    let retry = fresh(store.create(keyed("k2", "t", "body")).await.expect("retry"));
+    assert_ne!(retry.id, refused.id);
+}
+
+async fn resumptions_are_counted(store: Arc<dyn Store>) {
+    let job = fresh(store.create(new_job(None)).await.expect("create"));
+    assert_eq!(job.resumes, 0);
+    assert_eq!(store.mark_resumed(job.id).await.expect("resume"), 1);
+    assert_eq!(store.mark_resumed(job.id).await.expect("resume"), 2);
+    let after = store.get(job.id).await.expect("get").expect("job");
+    assert_eq!((after.resumes, after.admission), (2, Admission::Admitted));
+    assert!(after.updated_at_ms >= job.updated_at_ms);
+    assert_eq!(store.mark_resumed(JobId::new()).await.expect("unknown"), 0);
+}
+
+async fn leases_have_one_holder_at_a_time(store: Arc<dyn Store>) {
+    assert!(store.acquire_lease("reaper", "a", 60_000).await.expect("take"));
+    assert!(
+        !store.acquire_lease("reaper", "b", 60_000).await.expect("held"),
+        "b waits"
+    );
+    assert!(
+        store.acquire_lease("reaper", "a", 60_000).await.expect("renew"),
+        "a renews"
+    );
+    assert!(
+        store
+            .acquire_lease("sweeper", "b", 60_000)
+            .await
+            .expect("other lease")
+    );
+    assert!(store.acquire_lease("short", "a", 1).await.expect("take"));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(
+        store.acquire_lease("short", "b", 60_000).await.expect("expired"),
+        "an expired lease is free"
+    );
+}
+
+async fn api_keys_are_stored_by_hash_and_revoked(store: Arc<dyn Store>) {
+    let key = ApiKey {
+        name: "shop-1".into(),
+        tenant: "shop-1".into(),
+        admin: false,
+        rate_per_minute: Some(60),
+        max_in_flight: None,
+        prefix: "atl_abcd".into(),
+        webhook_secret: Some("whsec_x".into()),
+        created_at_ms: now_ms(),
+        revoked_at_ms: None,
+    };
+    store.create_key(&key, "hash-1").await.expect("create");
+    assert!(matches!(
+        store.create_key(&key, "hash-2").await,
+        Err(JobStoreError::KeyNameTaken(_))
+    ));
+    let admin = ApiKey {
+        name: "ops".into(),
+        admin: true,
+        ..key.clone()
+    };
+    store.create_key(&admin, "hash-3").await.expect("create");
+    assert_eq!(
+        store.key_by_hash("hash-1").await.expect("find"),
+        Some(key.clone())
+    );
+    assert_eq!(store.key_by_hash("nope").await.expect("find"), None);
+    let names: Vec<_> = store
+        .keys()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        store
+            .set_webhook_secret("shop-1", "whsec_y")
+            .await
+            .expect("rotate")
+    );
+    assert!(store.revoke_key("shop-1", now_ms()).await.expect("revoke"));
+    assert!(
+        !store.revoke_key("shop-1", now_ms()).await.expect("again"),
+        "already revoked"
+    );
+    assert!(!store.revoke_key("nobody", now_ms()).await.expect("unknown"));
+    let revoked = store.key_by_hash("hash-1").await.expect("find").expect("kept");
+    assert!(!revoked.is_active());
+    assert_eq!(revoked.webhook_secret.as_deref(), Some("whsec_y"));
+}
+
+async fn rate_limits_allow_the_burst_then_the_rate(store: Arc<dyn Store>) {
+    let mut allowed = 0;
+    let mut last = None;
+    for _ in 0..8 {
+        let d = store.check_rate("key:a", 60, 3).await.expect("check");
+        if d.allowed {
+            allowed += 1;
+        }
+        last = Some(d);
+    }
+    assert_eq!(allowed, 3, "the burst, then one a second");
+    let last = last.expect("decision");
+    assert!(
+        !last.allowed && last.retry_after_ms > 0 && last.retry_after_ms <= 1_000,
+        "{last:?}"
+    );
+    // Another bucket is not touched.
+    assert!(store.check_rate("key:b", 60, 3).await.expect("check").allowed);
+}
+
+async fn event_sequence_completes_the_job(store: Arc<dyn Store>) {
     let new = new_job(None);
     let id = new.id();
     let t0 = new.state.spec.submitted_at_ms;
@@ -332,7 +613,7 @@ async fn event_sequence_completes_the_job(store: Arc<dyn JobStore>) {
     assert_eq!(history(&*store, id).await, without_state(&sent));
 }
 
-async fn duplicate_events_are_ignored(store: Arc<dyn JobStore>) {
+async fn duplicate_events_are_ignored(store: Arc<dyn Store>) {
     let new = new_job(None);
     let (id, t0) = (new.id(), new.state.spec.submitted_at_ms);
     store.create(new).await.expect("create");
@@ -362,7 +643,7 @@ async fn duplicate_events_are_ignored(store: Arc<dyn JobStore>) {
     assert_eq!(stats[0].mean, 1.5);
 }
 
-async fn terminal_status_is_sticky(store: Arc<dyn JobStore>) {
+async fn terminal_status_is_sticky(store: Arc<dyn Store>) {
     // Completed, then a late cancel.
     let new = new_job(None);
     let (done_id, t0) = (new.id(), new.state.spec.submitted_at_ms);
@@ -415,7 +696,7 @@ async fn terminal_status_is_sticky(store: Arc<dyn JobStore>) {
     assert_eq!(apply(&*store, &completed).await, job);
 }
 
-async fn event_for_unknown_job_is_none(store: Arc<dyn JobStore>) {
+async fn event_for_unknown_job_is_none(store: Arc<dyn Store>) {
     let ghost = JobId::new();
     let got = store
         .apply_event(&event(
@@ -431,7 +712,7 @@ async fn event_for_unknown_job_is_none(store: Arc<dyn JobStore>) {
     assert_eq!(store.get(ghost).await.expect("get"), None);
 }
 
-async fn counts_by_status(store: Arc<dyn JobStore>) {
+async fn counts_by_status(store: Arc<dyn Store>) {
     assert_eq!(store.counts().await.expect("counts"), Default::default());
     let mut ids = Vec::new();
     for _ in 0..6 {
@@ -465,7 +746,7 @@ async fn counts_by_status(store: Arc<dyn JobStore>) {
     );
 }
 
-async fn stage_stats_percentiles_and_window(store: Arc<dyn JobStore>) {
+async fn stage_stats_percentiles_and_window(store: Arc<dyn Store>) {
     const WINDOW_SECONDS: u32 = 3_600;
     let now = now_ms();
     for seconds in 1..=100 {
@@ -531,7 +812,7 @@ async fn stage_stats_percentiles_and_window(store: Arc<dyn JobStore>) {
     assert_eq!(wide[0].count_in_window, 101);
 }
 
-async fn checkpoints_follow_finished_stages(store: Arc<dyn JobStore>) {
+async fn checkpoints_follow_finished_stages(store: Arc<dyn Store>) {
     let new = new_job(None);
     let (id, t0) = (new.id(), new.state.spec.submitted_at_ms);
     let mut state = new.state.clone();
@@ -565,7 +846,7 @@ async fn checkpoints_follow_finished_stages(store: Arc<dyn JobStore>) {
     );
 }
 
-async fn unfinished_jobs_oldest_first(store: Arc<dyn JobStore>) {
+async fn unfinished_jobs_oldest_first(store: Arc<dyn Store>) {
     let t0 = now_ms() - 60_000;
     let mut ids = Vec::new();
     for n in 0..4u64 {
@@ -625,25 +906,33 @@ async fn concurrent_startups_migrate_one_fresh_schema() {
     .expect("tables");
     assert_eq!(
         tables,
-        ["_sqlx_migrations", "job_events", "jobs", "stage_timings"]
+        [
+            "_sqlx_migrations",
+            "api_keys",
+            "job_events",
+            "jobs",
+            "leases",
+            "rate_limits",
+            "stage_timings"
+        ]
     );
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(&pool)
         .await
         .expect("migrations");
-    assert_eq!(applied, 2, "every migration ran once");
+    assert_eq!(applied, 3, "every migration ran once");
     for store in &stores {
         store.ping().await.expect("ping");
     }
 
     // Another schema is another world: it sees none of the first one's jobs.
-    let created = stores[0].create(new_job(None)).await.expect("create");
+    let created = fresh(stores[0].create(new_job(None)).await.expect("create"));
     let other_schema = fresh_schema();
     let other = PgJobStore::connect(&self::settings(&other_schema))
         .await
         .expect("connect other");
-    assert_eq!(other.get(created.job.id).await.expect("get"), None);
-    assert!(stores[1].get(created.job.id).await.expect("get").is_some());
+    assert_eq!(other.get(created.id).await.expect("get"), None);
+    assert!(stores[1].get(created.id).await.expect("get").is_some());
 
     drop_schema(&pool, &schema).await;
     drop_schema(&pool, &other_schema).await;
@@ -671,4 +960,28 @@ async fn errors_say_whether_to_retry() {
         .expect_err("nothing listens on port 1");
     assert!(err.is_transient(), "{err:?}");
     assert!(!JobStoreError::InvalidSchema("X".into()).is_transient());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_shared_by_every_connection_to_one_database() {
+    // Two stores on one schema stand for two gateways: together they get the
+    // bucket's rate, not twice it.
+    let schema = fresh_schema();
+    let one = PgJobStore::connect(&settings(&schema)).await.expect("connect");
+    let two = PgJobStore::connect(&settings(&schema)).await.expect("connect");
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let store = if n % 2 == 0 { one.clone() } else { two.clone() };
+        tasks.push(tokio::spawn(
+            async move { store.check_rate("shared", 60, 5).await },
+        ));
+    }
+    let mut allowed = 0;
+    for task in tasks {
+        if task.await.expect("join").expect("check").allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5, "the burst, once, across both");
+    drop_schema(one.pool(), &schema).await;
 }

@@ -3,7 +3,13 @@
 
 CREATE TABLE jobs (
     id               TEXT PRIMARY KEY,
-    idempotency_key  TEXT UNIQUE,
+    tenant           TEXT NOT NULL,
+    idempotency_key  TEXT,
+    -- SHA-256 of the request body: the same key with another body is refused.
+    request_hash     TEXT,
+    idempotency_expires_at_ms INTEGER,
+    admission        TEXT NOT NULL CHECK (admission IN ('pending', 'admitted', 'refused')),
+    resumes          INTEGER NOT NULL DEFAULT 0,
     kind             TEXT NOT NULL,
     status           TEXT NOT NULL
         CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
@@ -20,6 +26,8 @@ CREATE TABLE jobs (
     resume_stage     TEXT
 );
 
+CREATE UNIQUE INDEX jobs_tenant_idempotency_idx ON jobs (tenant, idempotency_key);
+CREATE INDEX jobs_tenant_created_idx ON jobs (tenant, created_at_ms DESC, id DESC);
 CREATE INDEX jobs_status_stage_idx ON jobs (status, current_stage);
 CREATE INDEX jobs_unfinished_idx ON jobs (updated_at_ms) WHERE status IN ('queued', 'running');
 
@@ -50,3 +58,30 @@ CREATE TABLE stage_timings (
 );
 
 CREATE INDEX stage_timings_window_idx ON stage_timings (stage, finished_ms);
+
+-- API keys: only the SHA-256 of each secret is kept.
+CREATE TABLE api_keys (
+    name             TEXT PRIMARY KEY,
+    tenant           TEXT NOT NULL,
+    key_hash         TEXT NOT NULL UNIQUE,
+    key_prefix       TEXT NOT NULL,
+    admin            INTEGER NOT NULL,
+    rate_per_minute  INTEGER,
+    max_in_flight    INTEGER,
+    webhook_secret   TEXT,
+    created_at_ms    INTEGER NOT NULL,
+    revoked_at_ms    INTEGER
+);
+
+-- Shared rate limits: one GCRA theoretical arrival time per bucket.
+CREATE TABLE rate_limits (
+    bucket  TEXT PRIMARY KEY,
+    tat_ms  INTEGER NOT NULL
+);
+
+-- Leases: one holder at a time for periodic chores (reaper, retention).
+CREATE TABLE leases (
+    name           TEXT PRIMARY KEY,
+    holder         TEXT NOT NULL,
+    expires_at_ms  INTEGER NOT NULL
+);
