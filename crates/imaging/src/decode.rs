@@ -75,6 +75,9 @@ pub struct Probe {
     pub width: u32,
     /// Upright height (after EXIF orientation).
     pub height: u32,
+    /// Bytes the decode allocates at its peak (the decoder's own buffer, bit
+    /// depth and channels counted, and the 8-bit result), for a memory budget.
+    pub decoded_bytes: u64,
 }
 
 /// A decoded, upright, 8-bit image.
@@ -93,10 +96,19 @@ pub struct Decoded {
 pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError> {
     let opened = open(bytes, limits)?;
     let (width, height) = upright(opened.width, opened.height, opened.orientation);
+    let pixels = u64::from(width) * u64::from(height);
+    // The result is 8-bit RGB plus an alpha plane at most.
+    let result = pixels * 4;
+    let native = match &opened.pending {
+        // libjpeg-turbo decodes straight into the RGB result.
+        Pending::Jpeg(_) => 0,
+        Pending::Generic(decoder) => decoder.total_bytes(),
+    };
     Ok(Probe {
         format: opened.format,
         width,
         height,
+        decoded_bytes: native.saturating_add(result),
     })
 }
 
@@ -166,6 +178,13 @@ fn open<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Opened<'a>, Imagin
         InputFormat::Jpeg => {
             let header = jpeg::header(bytes)?;
             check_dimensions(header.width, header.height, limits)?;
+            let scans = jpeg::count_scans(bytes, limits.max_jpeg_scans);
+            if scans > limits.max_jpeg_scans {
+                return Err(ImagingError::TooComplex(format!(
+                    "a JPEG with more than {} scans (each is a full pass over the image)",
+                    limits.max_jpeg_scans
+                )));
+            }
             let orientation = jpeg::orientation(bytes);
             Ok(Opened {
                 format,
@@ -314,6 +333,8 @@ mod tests {
             max_pixels: 1_000_000,
             min_side: 64,
             max_side: 2000,
+            decode_budget_bytes: 1 << 30,
+            max_jpeg_scans: 100,
         }
     }
 

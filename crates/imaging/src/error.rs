@@ -13,6 +13,10 @@ pub enum ImagingError {
     /// Over the configured size or pixel limits (decompression-bomb guard).
     #[error("image too large: {0}")]
     TooLarge(String),
+    /// Structured to cost far more to decode than its size suggests (a JPEG
+    /// with thousands of scans).
+    #[error("image too costly to decode: {0}")]
+    TooComplex(String),
     /// Under the configured minimum side.
     #[error("image too small: {width}x{height}, each side must be at least {min_side} px")]
     TooSmall { width: u32, height: u32, min_side: u32 },
@@ -48,6 +52,7 @@ impl ImagingError {
             Self::UnsupportedFormat(_)
                 | Self::Corrupt(_)
                 | Self::TooLarge(_)
+                | Self::TooComplex(_)
                 | Self::TooSmall { .. }
                 | Self::NoForeground(_)
         )

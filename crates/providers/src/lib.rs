@@ -15,6 +15,7 @@ pub mod replicate;
 mod traits;
 
 pub use error::{ProviderError, RemoteKind};
+pub use http::{LocalQuota, QuotaGate};
 pub use traits::{AnalyzeInput, Analyzer, GenerateInput, Generator, PromptContext, UpscaleOutput, Upscaler};
 
 use std::sync::Arc;
@@ -42,15 +43,38 @@ impl Providers {
     /// The providers `settings.providers` selects. A remote provider without a
     /// key is an error here, at start-up, rather than in the middle of a job.
     pub fn from_settings(settings: &Settings) -> Result<Self, ProviderError> {
+        Self::from_settings_with_quotas(settings, None)
+    }
+
+    /// Whether any remote (quota-limited) backend is switched on.
+    pub fn any_remote(settings: &Settings) -> bool {
+        let p = &settings.providers;
+        p.analyzer == AnalyzerKind::Gemini
+            || p.generator == GeneratorKind::Replicate
+            || p.upscaler == UpscalerKind::Replicate
+    }
+
+    /// The providers, with the vendors' quotas counted by `quota` (shared by a
+    /// fleet of workers) instead of in this process, when given.
+    pub fn from_settings_with_quotas(
+        settings: &Settings,
+        quota: Option<Arc<dyn QuotaGate>>,
+    ) -> Result<Self, ProviderError> {
         let p = &settings.providers;
         let mut providers = Self::local(settings)?;
         if p.analyzer == AnalyzerKind::Gemini {
-            providers.analyzer = Arc::new(gemini::GeminiAnalyzer::new(settings)?);
+            providers.analyzer = Arc::new(match &quota {
+                Some(q) => gemini::GeminiAnalyzer::with_quota(settings, q.clone())?,
+                None => gemini::GeminiAnalyzer::new(settings)?,
+            });
         }
         let wants_replicate =
             p.generator == GeneratorKind::Replicate || p.upscaler == UpscalerKind::Replicate;
         if wants_replicate {
-            let client = replicate::ReplicateClient::new(&p.replicate)?;
+            let client = match &quota {
+                Some(q) => replicate::ReplicateClient::with_quota(&p.replicate, q.clone())?,
+                None => replicate::ReplicateClient::new(&p.replicate)?,
+            };
             if p.generator == GeneratorKind::Replicate {
                 providers.generator = Arc::new(replicate::ReplicateGenerator::new(client.clone(), settings)?);
             }

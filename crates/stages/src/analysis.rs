@@ -57,6 +57,15 @@ async fn analyse_one(
 
     let bytes = blobs.get(&stored.key).await?;
     let limits = ctx.settings.limits.clone();
+    let (bytes, probe) = blocking("probe", move || {
+        let probe = decode::probe(&bytes, &limits);
+        (bytes, probe)
+    })
+    .await?;
+    let probe = probe.map_err(|e| input_error(e.into()))?;
+    // Held until this input is analysed: its pixels live that long.
+    let _room = ctx.decode_room(probe.decoded_bytes).await?;
+    let limits = ctx.settings.limits.clone();
     let decoded = blocking("decode", move || decode::decode(&bytes, &limits))
         .await?
         .map_err(|e| input_error(e.into()))?;

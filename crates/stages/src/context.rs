@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use atelier_core::settings::Settings;
 use atelier_providers::Providers;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Shared, cheap-to-clone dependencies of the stages.
 #[derive(Debug, Clone)]
@@ -15,17 +15,42 @@ pub struct StageContext {
     /// Bounds renders in flight across all jobs of this process
     /// (`generation.max_concurrent_generations`, the old service's semaphore).
     pub generation_slots: Arc<Semaphore>,
+    /// Decoded pixels held at once by this process, in KiB
+    /// (`limits.decode_budget_bytes`): a burst of huge inputs waits for room
+    /// instead of exhausting memory.
+    pub decode_budget: Arc<Semaphore>,
 }
+
+/// Unit of the decode budget's permits.
+const BUDGET_UNIT: u64 = 1_024;
 
 impl StageContext {
     /// A context over `settings` and `providers`.
     pub fn new(settings: Arc<Settings>, providers: Providers) -> Self {
         let slots = settings.generation.max_concurrent_generations;
+        let budget = usize::try_from(settings.limits.decode_budget_bytes / BUDGET_UNIT)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
         Self {
             settings,
             providers,
             generation_slots: Arc::new(Semaphore::new(slots)),
+            decode_budget: Arc::new(Semaphore::new(budget)),
         }
+    }
+
+    /// Room in the decode budget for `bytes` of pixels, waiting for it; held
+    /// until dropped. One decode larger than the whole budget takes all of it.
+    pub async fn decode_room(&self, bytes: u64) -> Result<OwnedSemaphorePermit, crate::StageError> {
+        let total = u64::try_from(Semaphore::MAX_PERMITS).unwrap_or(u64::MAX);
+        let wanted = bytes.div_ceil(BUDGET_UNIT).max(1);
+        let available = self.settings.limits.decode_budget_bytes / BUDGET_UNIT;
+        let permits = wanted.min(available.max(1)).min(total);
+        self.decode_budget
+            .clone()
+            .acquire_many_owned(u32::try_from(permits).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| crate::StageError::Task(format!("decode budget: {e}")))
     }
 }
 

@@ -17,6 +17,13 @@ pub(crate) async fn image(ctx: &StageContext, blobs: &JobBlobs, key: &str) -> Re
 /// Decodes already-fetched bytes with the configured limits.
 pub(crate) async fn decode_bytes(ctx: &StageContext, bytes: Bytes) -> Result<Decoded, StageError> {
     let limits = ctx.settings.limits.clone();
+    let (bytes, probe) = blocking("probe", move || {
+        let probe = decode::probe(&bytes, &limits);
+        (bytes, probe)
+    })
+    .await?;
+    let _room = ctx.decode_room(probe?.decoded_bytes).await?;
+    let limits = ctx.settings.limits.clone();
     blocking("decode", move || decode::decode(&bytes, &limits))
         .await?
         .map_err(StageError::from)

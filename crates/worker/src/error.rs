@@ -11,4 +11,6 @@ pub enum WorkerError {
     Providers(#[from] atelier_providers::ProviderError),
     #[error("invalid settings")]
     Settings(#[from] atelier_core::CoreError),
+    #[error("cannot open the job store (for the shared vendor quotas)")]
+    Jobs(#[from] atelier_jobs::JobStoreError),
 }

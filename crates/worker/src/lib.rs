@@ -12,9 +12,11 @@
 mod cancel;
 mod error;
 mod handler;
+mod quota;
 mod service;
 
 pub use cancel::CancelledJobs;
 pub use error::WorkerError;
 pub use handler::StageWorker;
+pub use quota::SharedQuota;
 pub use service::{run_main, run_workers, serve};

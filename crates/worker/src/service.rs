@@ -8,23 +8,28 @@ use std::time::Duration;
 use atelier_bus::JobBus;
 use atelier_core::pipeline::Stage;
 use atelier_core::settings::Settings;
-use atelier_providers::Providers;
+use atelier_jobs::Store;
+use atelier_providers::{Providers, QuotaGate};
 use atelier_stages::StageContext;
 use atelier_storage::BlobStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::quota::SharedQuota;
 use crate::{CancelledJobs, StageWorker, WorkerError};
 
 /// Runs `stages` over `bus` until `shutdown` fires, then lets in-flight jobs
-/// finish (up to `worker.shutdown_grace_seconds`) and returns.
+/// finish (up to `worker.shutdown_grace_seconds`) and returns. With `store`,
+/// the AI vendors' quotas are counted there, shared by every worker.
 pub async fn run_workers(
     stages: &[Stage],
     settings: Arc<Settings>,
     bus: JobBus,
     blobs: BlobStore,
+    store: Option<Arc<dyn Store>>,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let providers = Providers::from_settings(&settings)?;
+    let quota = store.map(|store| Arc::new(SharedQuota::new(store)) as Arc<dyn QuotaGate>);
+    let providers = Providers::from_settings_with_quotas(&settings, quota)?;
     let ctx = StageContext::new(settings.clone(), providers);
     let cancelled = Arc::new(CancelledJobs::default());
     let listener = tokio::spawn(listen_for_cancels(
@@ -66,7 +71,13 @@ pub async fn serve(stage: Stage, settings: Settings, shutdown: CancellationToken
     let settings = Arc::new(settings);
     let bus = JobBus::rabbitmq(&settings, &format!("atelier-{}", stage.service_name())).await?;
     let blobs = BlobStore::from_url(&settings.blobs.url)?;
-    run_workers(&[stage], settings, bus.clone(), blobs, shutdown).await?;
+    // Workers touch the job store only to share the vendors' quotas.
+    let store = if Providers::any_remote(&settings) {
+        Some(atelier_jobs::connect(&settings.database).await?)
+    } else {
+        None
+    };
+    run_workers(&[stage], settings, bus.clone(), blobs, store, shutdown).await?;
     bus.close().await;
     tracing::info!(stage = stage.as_str(), "stopped");
     Ok(())

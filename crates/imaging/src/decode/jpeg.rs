@@ -133,6 +133,17 @@ pub(super) fn orientation(bytes: &[u8]) -> Orientation {
         .unwrap_or(Orientation::NoTransforms)
 }
 
+/// Scans of a JPEG (progressive files have several; each costs a pass over
+/// the whole image when decoding), counted up to `at_most + 1`.
+pub(super) fn count_scans(bytes: &[u8], at_most: u32) -> u32 {
+    Segments::new(bytes)
+        .filter(|s| s.marker == SOS)
+        .take(usize::try_from(at_most).unwrap_or(usize::MAX).saturating_add(1))
+        .count()
+        .try_into()
+        .unwrap_or(u32::MAX)
+}
+
 const SOS: u8 = 0xDA;
 const EOI: u8 = 0xD9;
 const APP1: u8 = 0xE1;
@@ -294,6 +305,20 @@ mod tests {
             check_complete(&appended).is_ok(),
             "data appended after EOI is fine"
         );
+    }
+
+    #[test]
+    fn scans_are_counted_through_the_entropy_data() {
+        let mut v = skeleton();
+        assert_eq!(count_scans(&v, 100), 1);
+        // Two more scans before EOI, as a progressive file has.
+        let eoi = v.split_off(v.len() - 2);
+        for _ in 0..2 {
+            v.extend([0xFF, SOS, 0x00, 0x03, 0x01, 0x42, 0xFF, 0x00, 0x17]);
+        }
+        v.extend(eoi);
+        assert_eq!(count_scans(&v, 100), 3);
+        assert_eq!(count_scans(&v, 1), 2, "counting stops past the limit");
     }
 
     #[test]

@@ -220,4 +220,53 @@ mod tests {
         let times = full_state().times;
         assert_eq!(ProcessingTimes::from(v1::ProcessingTimes::from(times)), times);
     }
+
+    mod fuzz {
+        //! Stage messages off the wire: arbitrary bytes and damaged real
+        //! messages decode to an error or to a state that encodes back to an
+        //! equal message; never a panic.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn cases() -> u32 {
+            std::env::var("ATELIER_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64)
+        }
+
+        fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+            if let Ok((stage, state)) = decode_stage(bytes) {
+                let again = decode_stage(&encode_stage(stage, &state)).expect("a decoded state encodes");
+                prop_assert_eq!(again, (stage, state));
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+            #[test]
+            fn fuzz_arbitrary_stage_messages(bytes in prop::collection::vec(any::<u8>(), 0..2_048)) {
+                check(&bytes)?;
+            }
+
+            #[test]
+            fn fuzz_damaged_stage_messages(
+                stage in 0_usize..4,
+                flips in prop::collection::vec((any::<usize>(), 1_u8..), 1..6),
+                cut in any::<usize>(),
+            ) {
+                let mut bytes = encode_stage(Stage::ALL[stage], &full_state());
+                let n = bytes.len();
+                for (at, xor) in flips {
+                    bytes[at % n] ^= xor;
+                }
+                bytes.truncate(n - cut % (n / 4).max(1));
+                check(&bytes)?;
+            }
+        }
+    }
 }

@@ -11,7 +11,9 @@ use super::wire::{
     Content, ERROR_INFO_TYPE, ErrorEnvelope, GenerateContentRequest, GenerateContentResponse,
     GenerationConfig, InlineData, Part, QUOTA_FAILURE_TYPE, RETRY_INFO_TYPE, description_schema,
 };
-use crate::http::{self, Call, HttpClient, proto_duration};
+use std::sync::Arc;
+
+use crate::http::{self, Call, HttpClient, LocalQuota, QuotaGate, proto_duration};
 use crate::{PromptContext, ProviderError, RemoteKind};
 
 const PROVIDER: &str = "gemini";
@@ -43,6 +45,12 @@ pub struct GeminiClient {
 impl GeminiClient {
     /// A client from `[providers.gemini]`; fails when no key is configured.
     pub fn new(s: &GeminiSettings) -> Result<Self, ProviderError> {
+        let http = s.http();
+        Self::with_quota(s, Arc::new(LocalQuota::new(http.per_minute, http.burst)))
+    }
+
+    /// The same, with Gemini's quota counted by `quota`.
+    pub fn with_quota(s: &GeminiSettings, quota: Arc<dyn QuotaGate>) -> Result<Self, ProviderError> {
         let key = s.api_key.or_env(GEMINI_KEY_ENV);
         if key.is_empty() {
             return Err(ProviderError::Config {
@@ -51,7 +59,7 @@ impl GeminiClient {
             });
         }
         Ok(Self {
-            http: HttpClient::new(PROVIDER, &s.http())?,
+            http: HttpClient::with_quota(PROVIDER, &s.http(), quota)?,
             url: format!(
                 "{}/v1beta/models/{}:generateContent",
                 s.base_url.trim_end_matches('/'),

@@ -36,10 +36,25 @@ pub struct GeminiAnalyzer {
 impl GeminiAnalyzer {
     /// An analyzer from the whole settings (local analysis + `[providers.gemini]`).
     pub fn new(settings: &Settings) -> Result<Self, ProviderError> {
+        Self::with_client(settings, GeminiClient::new(&settings.providers.gemini)?)
+    }
+
+    /// The same, with Gemini's quota counted by `quota`.
+    pub fn with_quota(
+        settings: &Settings,
+        quota: std::sync::Arc<dyn crate::QuotaGate>,
+    ) -> Result<Self, ProviderError> {
+        Self::with_client(
+            settings,
+            GeminiClient::with_quota(&settings.providers.gemini, quota)?,
+        )
+    }
+
+    fn with_client(settings: &Settings, client: GeminiClient) -> Result<Self, ProviderError> {
         let gemini: &GeminiSettings = &settings.providers.gemini;
         Ok(Self {
             local: LocalAnalyzer::new(settings.analysis.clone()),
-            client: GeminiClient::new(gemini)?,
+            client,
             max_inline_side: gemini.max_inline_side,
             jpeg_quality: settings.output.jpeg_quality,
             required: gemini.required,

@@ -2,9 +2,11 @@
 //! rate limit, bounded retries with backoff, a tracing span and metrics per call.
 
 mod limiter;
+mod quota;
 mod retry;
 
 pub use limiter::RateLimiter;
+pub use quota::{LocalQuota, QuotaGate};
 pub use retry::{RetryPolicy, proto_duration, retry_after_header};
 
 use std::future::Future;
@@ -47,13 +49,25 @@ pub struct HttpClient {
     provider: &'static str,
     client: reqwest::Client,
     permits: Arc<Semaphore>,
-    limiter: Arc<RateLimiter>,
+    quota: Arc<dyn QuotaGate>,
+    /// The vendor quota: calls per minute and burst.
+    rate: (u32, u32),
     retry: RetryPolicy,
 }
 
 impl HttpClient {
-    /// A client with connect and total timeouts, keep-alive and the limits of `s`.
+    /// A client with connect and total timeouts, keep-alive and the limits of
+    /// `s`, its quota counted in this process.
     pub fn new(provider: &'static str, s: &HttpSettings) -> Result<Self, ProviderError> {
+        Self::with_quota(provider, s, Arc::new(LocalQuota::new(s.per_minute, s.burst)))
+    }
+
+    /// The same, with the vendor quota counted by `quota` (shared by a fleet).
+    pub fn with_quota(
+        provider: &'static str,
+        s: &HttpSettings,
+        quota: Arc<dyn QuotaGate>,
+    ) -> Result<Self, ProviderError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
             .timeout(Duration::from_millis(s.timeout_ms))
@@ -69,7 +83,8 @@ impl HttpClient {
             provider,
             client,
             permits: Arc::new(Semaphore::new(s.max_concurrency)),
-            limiter: Arc::new(RateLimiter::new(s.per_minute, s.burst)),
+            quota,
+            rate: (s.per_minute, s.burst),
             retry: RetryPolicy::from_settings(s),
         })
     }
@@ -163,7 +178,7 @@ impl HttpClient {
             return (None, Err(self.closed()));
         };
         if call.rate_limited {
-            self.limiter.acquire().await;
+            self.quota.acquire(self.provider, self.rate.0, self.rate.1).await;
         }
         match build(&self.client).send().await {
             Ok(response) => {

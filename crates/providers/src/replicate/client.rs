@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::wire::{Prediction, Problem, Status, UploadedFile, first_output_url};
-use crate::http::{self, Call, HttpClient, retry_after_header};
+use std::sync::Arc;
+
+use crate::http::{self, Call, HttpClient, LocalQuota, QuotaGate, retry_after_header};
 use crate::{ProviderError, RemoteKind};
 
 pub(crate) const PROVIDER: &str = "replicate";
@@ -34,6 +36,12 @@ pub struct ReplicateClient {
 impl ReplicateClient {
     /// A client from `[providers.replicate]`; fails when no token is configured.
     pub fn new(s: &ReplicateSettings) -> Result<Self, ProviderError> {
+        let http = s.http();
+        Self::with_quota(s, Arc::new(LocalQuota::new(http.per_minute, http.burst)))
+    }
+
+    /// The same, with Replicate's quota counted by `quota`.
+    pub fn with_quota(s: &ReplicateSettings, quota: Arc<dyn QuotaGate>) -> Result<Self, ProviderError> {
         let token = s.api_token.or_env(REPLICATE_TOKEN_ENV);
         if token.is_empty() {
             return Err(ProviderError::Config {
@@ -42,7 +50,7 @@ impl ReplicateClient {
             });
         }
         Ok(Self {
-            http: HttpClient::new(PROVIDER, &s.http())?,
+            http: HttpClient::with_quota(PROVIDER, &s.http(), quota)?,
             base: s.base_url.trim_end_matches('/').to_string(),
             token,
             wait: Duration::from_secs(s.wait_seconds),
