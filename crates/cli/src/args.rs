@@ -28,6 +28,46 @@ pub enum Command {
     /// Serve the whole HTTP API (and the gRPC status service) from this
     /// process, with an embedded job store: nothing else to install or start.
     Serve(ServeArgs),
+    /// Manage API keys (in the job store every gateway reads).
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// The `--data` folder of `atelier serve` (default: the database of the settings).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints the key alone on stdout (shown once).
+    Create {
+        /// Unique name of the key.
+        #[arg(long)]
+        name: String,
+        /// Tenant whose jobs the key reads and writes (default: the name; give
+        /// an existing tenant to rotate its key).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// May call the admin routes.
+        #[arg(long)]
+        admin: bool,
+        /// Requests per minute (default gateway.auth.default_rate_per_minute; 0 = unlimited).
+        #[arg(long)]
+        rate_per_minute: Option<u32>,
+        /// Unfinished jobs at once (default gateway.auth.default_max_in_flight; 0 = unlimited).
+        #[arg(long)]
+        max_in_flight: Option<u32>,
+    },
+    /// List the keys (never their secrets).
+    List,
+    /// Revoke a key by name.
+    Revoke { name: String },
+    /// Replace a key's webhook signing secret; prints the new one.
+    RotateWebhookSecret { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +221,9 @@ pub struct BenchArgs {
     /// Longest wait for one job, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// API key sent to the gateway (make one with `atelier keys create`).
+    #[arg(long, env = "ATELIER_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
 }
 
 /// Which of the old API's generate endpoints to call.

@@ -9,6 +9,7 @@
 mod args;
 mod bars;
 mod bench;
+mod keys;
 mod process;
 mod serve;
 mod upscale;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
                 Command::Process(args) => process::run(settings, args),
                 Command::Upscale(args) => upscale::run(&settings, &args),
                 Command::Bench(args) => bench::run(&args),
+                Command::Keys(args) => keys::run(settings, args),
                 Command::Serve(args) => {
                     atelier_telemetry::init(&settings.telemetry, "serve");
                     serve::run(settings, args)

@@ -11,6 +11,7 @@ use anyhow::Context;
 use atelier_bus::JobBus;
 use atelier_core::pipeline::Stage;
 use atelier_core::settings::Settings;
+use atelier_jobs::ApiKey;
 use atelier_storage::BlobStore;
 use tokio_util::sync::CancellationToken;
 
@@ -30,10 +31,19 @@ pub fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     atelier_telemetry::run_until_signal(|shutdown| serve(settings, args.data, Some(metrics), shutdown))?
 }
 
+/// The job database of a `--data` folder (created when missing).
+pub fn database_url(data: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let data = data
+        .canonicalize()
+        .with_context(|| format!("opening {}", data.display()))?;
+    Ok(format!("sqlite://{}", data.join(DATABASE_FILE).display()))
+}
+
 /// Settings of the embedded stack: the flags' addresses, the data folder's
 /// database and blobs.
 fn embedded_settings(mut settings: Settings, args: &ServeArgs) -> anyhow::Result<Settings> {
-    std::fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
+    settings.database.url = database_url(&args.data)?;
     let data = args
         .data
         .canonicalize()
@@ -45,7 +55,6 @@ fn embedded_settings(mut settings: Settings, args: &ServeArgs) -> anyhow::Result
         settings.status.bind = grpc.clone();
     }
     settings.gateway.status_url = format!("http://{}", settings.status.bind);
-    settings.database.url = format!("sqlite://{}", data.join(DATABASE_FILE).display());
     settings.blobs.url = data.join(BLOB_FOLDER).display().to_string();
     Ok(settings)
 }
@@ -86,13 +95,22 @@ async fn serve(
         settings.clone(),
         bus.clone(),
         blobs.clone(),
+        Some(jobs.clone()),
         shutdown.clone(),
     ));
+    let keys = jobs.keys().await?;
     let app =
         atelier_gateway::build_state(settings.clone(), bus.clone(), jobs, blobs, metrics, &shutdown).await?;
     let http = atelier_gateway::bind(&settings.gateway.bind).await?;
+    let ops = atelier_gateway::bind(&settings.ops.bind_for("serve")).await?;
     announce(http.local_addr()?, grpc_addr, &data);
-    let gateway = atelier_gateway::run(app, http, shutdown.clone()).await;
+    if settings.gateway.auth.required && !keys.iter().any(ApiKey::is_active) {
+        eprintln!(
+            "atelier serve: no API key yet; make one with `atelier keys create --name me --data {}`",
+            data.display()
+        );
+    }
+    let gateway = atelier_gateway::run(app, http, Some(ops), shutdown.clone()).await;
     shutdown.cancel();
     let workers = workers.await.context("the workers died")?;
     let status = status.await.context("the status service died")?;

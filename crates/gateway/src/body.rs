@@ -1,10 +1,87 @@
-//! Reading the generate request: JSON errors become 400, contract errors 422,
-//! each naming the field the way the client wrote it (`inputImages[0].view`).
+//! Reading the generate request: the body within its size and time limits
+//! (one buffer, sized once), JSON errors as 400, contract errors as 422 naming
+//! the field the way the client wrote it (`inputImages[0].view`), and `data:`
+//! URIs decoded and dropped from the request at once, so only their bytes (and
+//! never a second copy of the body) go further.
+
+use std::time::Duration;
 
 use atelier_core::request::GenerateRequest;
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use serde_json::error::Category;
+use sha2::Digest;
 
 use crate::ApiError;
+use crate::inputs::{Inline, decode_data_uri};
+
+/// A parsed request, its `data:` inputs decoded (by index) and its fingerprint.
+#[derive(Debug)]
+pub struct Parsed {
+    pub request: GenerateRequest,
+    pub inline: Vec<Option<Inline>>,
+    /// Hex SHA-256 of the body: an Idempotency-Key reused with another body is refused.
+    pub fingerprint: String,
+}
+
+/// Reads a whole body of at most `max` bytes within `limit`.
+pub async fn read_body(
+    body: Body,
+    content_length: Option<u64>,
+    max: usize,
+    limit: Duration,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::TooLarge {
+        field: None,
+        message: format!("the request body is over the gateway's limit of {max} bytes"),
+    };
+    if content_length.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let capacity = content_length.map_or(0, |n| usize::try_from(n).unwrap_or(max).min(max));
+        let mut buffer = BytesMut::with_capacity(capacity);
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::MalformedJson(format!("the request body could not be read: {e}")))?;
+            if buffer.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            buffer.extend_from_slice(&chunk);
+        }
+        Ok(buffer.freeze())
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?
+}
+
+/// Parses a body and takes its `data:` URIs out (CPU work: call it off the
+/// runtime). The body is dropped before the URIs are decoded.
+pub fn parse_and_take_inputs(body: Bytes, max_input_bytes: u64) -> Result<Parsed, ApiError> {
+    let fingerprint = hex::encode(sha2::Sha256::digest(&body));
+    let mut request = parse_request(&body)?;
+    drop(body);
+    let mut inline = Vec::with_capacity(request.input_images.len());
+    for (i, image) in request.input_images.iter_mut().enumerate() {
+        match image.url.strip_prefix("data:") {
+            Some(rest) => {
+                let decoded = decode_data_uri(&format!("inputImages[{i}].url"), rest, max_input_bytes)?;
+                // The URI's text goes now; the job keeps its description.
+                image.url = decoded.source.clone();
+                inline.push(Some(decoded));
+            }
+            None => inline.push(None),
+        }
+    }
+    Ok(Parsed {
+        request,
+        inline,
+        fingerprint,
+    })
+}
 
 /// Parses and validates a generate request body.
 pub fn parse_request(body: &[u8]) -> Result<GenerateRequest, ApiError> {
@@ -113,5 +190,96 @@ mod tests {
         );
         let body = GOOD.replace("\"upscale\":true", "\"upscale\":\"yes\"");
         assert_eq!(field_of(&body), (422, Some("upscale".into())));
+    }
+
+    mod fuzz {
+        //! The parser over arbitrary and mutated bodies: never a panic, only
+        //! 400 (not JSON) or 422 (naming a field) for what it refuses, and
+        //! nothing it accepts that validation would refuse.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn cases() -> u32 {
+            std::env::var("ATELIER_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64)
+        }
+
+        fn check(body: &[u8]) -> Result<(), TestCaseError> {
+            match parse_and_take_inputs(Bytes::copy_from_slice(body), 1 << 20) {
+                Ok(parsed) => {
+                    prop_assert!(parsed.request.validate().is_ok());
+                    prop_assert_eq!(parsed.inline.len(), parsed.request.input_images.len());
+                    for image in &parsed.request.input_images {
+                        prop_assert!(
+                            !image.url.contains(";base64,"),
+                            "a data: URI stayed in the request"
+                        );
+                    }
+                }
+                Err(error) => {
+                    let status = error.status_and_code().0.as_u16();
+                    prop_assert!(matches!(status, 400 | 413 | 422), "{status}: {error}");
+                    if let ApiError::InvalidField { field, .. } = &error {
+                        prop_assert!(!field.is_empty());
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// JSON close to the contract: real field names, wild values.
+        fn near_valid() -> impl Strategy<Value = String> {
+            let text = prop_oneof![any::<String>(), "[a-z ]{0,20}".prop_map(String::from)];
+            let url = prop_oneof![
+                Just("https://x.test/a.jpg".to_string()),
+                "data:image/png;base64,[A-Za-z0-9+/=\\s]{0,64}".prop_map(String::from),
+                any::<String>(),
+            ];
+            let backgrounds = prop::collection::vec(any::<i64>(), 0..5);
+            (
+                url,
+                text,
+                backgrounds,
+                any::<bool>(),
+                prop::sample::select(vec!["front", "back", "side", "x", ""]),
+            )
+                .prop_map(|(url, text, backgrounds, upscale, view)| {
+                    serde_json::json!({
+                        "inputImages": [{ "url": url, "view": view, "backgrounds": backgrounds }],
+                        "productType": "general",
+                        "gender": "male",
+                        "text": text,
+                        "upscale": upscale,
+                    })
+                    .to_string()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+            #[test]
+            fn fuzz_arbitrary_bodies(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                check(&body)?;
+            }
+
+            #[test]
+            fn fuzz_near_valid_bodies(body in near_valid()) {
+                check(body.as_bytes())?;
+            }
+
+            #[test]
+            fn fuzz_mutated_good_bodies(at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+                let mut body = GOOD.as_bytes().to_vec();
+                let n = body.len();
+                body[at % n] = byte;
+                body.truncate(n - cut % 8);
+                check(&body)?;
+            }
+        }
     }
 }

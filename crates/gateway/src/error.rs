@@ -11,7 +11,7 @@ use atelier_core::event::JobFailure;
 use atelier_jobs::JobStoreError;
 use atelier_storage::StorageError;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -34,9 +34,33 @@ pub enum ApiError {
     /// An input URL could not be fetched (422, naming the URL).
     #[error("{field}: {message}")]
     Fetch { field: String, message: String },
+    /// No API key, or one that is unknown or revoked (401 + WWW-Authenticate).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid key without the right (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Unknown job or file (404).
     #[error("{0}")]
     NotFound(String),
+    /// The body took longer than `gateway.body_timeout_seconds` to arrive (408).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// The body's media type is not one the endpoint takes (415).
+    #[error("{0}")]
+    WrongContentType(String),
+    /// The key's request rate is spent (429 + Retry-After and RateLimit headers).
+    #[error("the API key's request rate is exceeded; retry later")]
+    RateLimited { retry_after: u64 },
+    /// The tenant has as many unfinished jobs as its key allows (429).
+    #[error("{limit} jobs of this API key are still unfinished; retry when one ends")]
+    TooManyInFlight { limit: u32 },
+    /// The Idempotency-Key was used for another body (422).
+    #[error("this Idempotency-Key was used for a different request (job {existing})")]
+    IdempotencyKeyReused { existing: String },
+    /// This gateway handles as many submissions as it may right now (503).
+    #[error("the gateway is busy; retry later")]
+    Busy,
     /// The job exists but is in a state that forbids the operation (409).
     #[error("{0}")]
     Conflict(String),
@@ -47,7 +71,8 @@ pub enum ApiError {
     #[error("{dependency} is unavailable; retry later")]
     Unavailable { dependency: &'static str, cause: String },
     /// The job ran and failed: a client error (its input, found bad only when
-    /// decoded: 422 with the input's code and field) or the pipeline's (500).
+    /// decoded: 422 with the input's code and field), refused at intake (the
+    /// same 503 its submitter got) or the pipeline's (500).
     #[error("job {job} failed: {failure}")]
     JobFailed { job: String, failure: JobFailure },
     /// A bug or an unexpected failure of ours (500). The cause is logged, not shown.
@@ -68,6 +93,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people.
     pub message: String,
+    /// This request's id (`X-Request-Id`), also in the gateway's logs, on
+    /// server errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     /// The request field at fault (`inputImages[0].url`), when one is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -93,12 +122,26 @@ impl ApiError {
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::UnsupportedMedia { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Fetch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "input_unreachable"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::WrongContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooManyInFlight { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_in_flight"),
+            Self::IdempotencyKeyReused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::JobFailed { failure, .. } if failure.is_client_error() => {
                 (client_failure_status(&failure.code), failure.code.as_str())
+            }
+            Self::JobFailed { failure, .. } if failure.code == JobFailure::QUEUE_FULL => {
+                (StatusCode::SERVICE_UNAVAILABLE, "queue_full")
+            }
+            Self::JobFailed { failure, .. } if failure.code == JobFailure::UNAVAILABLE => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::JobFailed { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "job_failed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -112,6 +155,7 @@ impl ApiError {
             | Self::Fetch { field, .. } => Some(field),
             Self::TooLarge { field, .. } => field.as_deref(),
             Self::JobFailed { failure, .. } => failure.field.as_deref(),
+            Self::IdempotencyKeyReused { .. } => Some("Idempotency-Key"),
             _ => None,
         }
     }
@@ -130,7 +174,7 @@ impl ApiError {
 
     /// The body this error answers with.
     pub fn body(&self) -> ErrorBody {
-        let (_, code) = self.status_and_code();
+        let (status, code) = self.status_and_code();
         ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),
@@ -140,6 +184,10 @@ impl ApiError {
                     Self::JobFailed { job, .. } => Some(job.clone()),
                     _ => None,
                 },
+                reference: status
+                    .is_server_error()
+                    .then(crate::middleware::current_request_id)
+                    .flatten(),
             },
         }
     }
@@ -157,17 +205,39 @@ fn client_failure_status(code: &str) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        let reference = crate::middleware::current_request_id();
         match &self {
             Self::Unavailable { dependency, cause } => {
-                tracing::warn!(code, dependency, cause, "request failed");
+                tracing::warn!(code, dependency, cause, request_id = reference, "request failed");
             }
-            Self::Internal(cause) => tracing::error!(code, cause, "request failed"),
-            _ if status.is_server_error() => tracing::warn!(code, error = %self, "request failed"),
+            Self::Internal(cause) => tracing::error!(code, cause, request_id = reference, "request failed"),
+            _ if status.is_server_error() => {
+                tracing::warn!(code, error = %self, request_id = reference, "request failed");
+            }
             _ => {}
         }
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(WWW_AUTHENTICATE),
+                );
+            }
+            Self::RateLimited { retry_after } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        response
     }
 }
+
+/// The challenge of a 401: a bearer token (`X-API-Key` works too).
+const WWW_AUTHENTICATE: &str = "Bearer realm=\"atelier\"";
 
 impl From<atelier_core::ValidationError> for ApiError {
     fn from(e: atelier_core::ValidationError) -> Self {

@@ -7,6 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::Caller;
+use crate::wait::load_for;
 use crate::{ApiError, AppState};
 
 /// One artefact of a job.
@@ -26,10 +28,13 @@ use crate::{ApiError, AppState};
 )]
 pub async fn get_file(
     State(app): State<AppState>,
+    caller: Caller,
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("no file {path} for job {id}"));
     let job: JobId = id.parse().map_err(|_| not_found())?;
+    // Another tenant's files are as unknown as its jobs.
+    load_for(&app, &caller, job).await.map_err(|_| not_found())?;
     let safe = !path.is_empty()
         && path
             .split('/')
@@ -44,11 +49,36 @@ pub async fn get_file(
                 (header::CONTENT_TYPE, keys::content_type(&path)),
                 (header::CACHE_CONTROL, "private, max-age=3600"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CONTENT_DISPOSITION, disposition(&path).as_str()),
             ],
             bytes,
         )
             .into_response()),
         Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => Err(not_found()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `attachment` with a plain file name: a browser opening the URL downloads
+/// the file instead of rendering it in the API's origin.
+fn disposition(path: &str) -> String {
+    let name: String = path
+        .rsplit('/')
+        .next()
+        .unwrap_or("file")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    format!("attachment; filename=\"{name}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disposition;
+
+    #[test]
+    fn file_names_are_plain() {
+        assert_eq!(disposition("upscaled/0.jpg"), "attachment; filename=\"0.jpg\"");
+        assert_eq!(disposition("a\"b;c.jpg"), "attachment; filename=\"abc.jpg\"");
     }
 }

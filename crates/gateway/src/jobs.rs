@@ -7,8 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 
+use crate::auth::Caller;
 use crate::model::JobResource;
-use crate::wait::{accepted, load};
+use crate::wait::{accepted, load_for};
 use crate::{ApiError, AppState};
 
 /// A job id from the path; anything else is an unknown job.
@@ -32,9 +33,10 @@ pub fn parse_id(raw: &str) -> Result<JobId, ApiError> {
 )]
 pub async fn get_job(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobResource>, ApiError> {
-    let job = load(&app, parse_id(&id)?).await?;
+    let job = load_for(&app, &caller, parse_id(&id)?).await?;
     Ok(Json(JobResource::from(&job)))
 }
 
@@ -52,9 +54,13 @@ pub async fn get_job(
         (status = 503, description = "A dependency is unavailable", body = crate::error::ErrorBody),
     )
 )]
-pub async fn cancel_job(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn cancel_job(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let job = load(&app, id).await?;
+    let job = load_for(&app, &caller, id).await?;
     if job.status.is_terminal() {
         return Err(ApiError::Conflict(format!("job {id} is already {}", job.status)));
     }

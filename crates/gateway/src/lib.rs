@@ -8,15 +8,19 @@
 //! cancelled through any other. The same library serves the distributed stack
 //! (`atelier-gateway`) and `atelier serve`.
 
+mod auth;
 mod body;
 mod error;
+mod fetch;
 mod files;
 mod inputs;
 mod jobs;
+mod middleware;
 pub mod model;
 pub mod openapi;
 mod ops;
 mod queue;
+mod server;
 mod service;
 mod state;
 mod stream;
@@ -24,8 +28,10 @@ mod submit;
 mod wait;
 mod watch;
 
+pub use auth::{Admin, Caller};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use fetch::is_public;
 pub use inputs::Fetcher;
-pub use service::{GatewayError, bind, build_state, router, run, run_main, serve};
+pub use service::{GatewayError, bind, build_state, ops_router, router, run, run_main, serve};
 pub use state::AppState;
 pub use watch::EventFeed;

@@ -30,7 +30,8 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         job_store: app.jobs.ping().await.is_ok(),
         blob_store: app.blobs.size(BLOB_PROBE_KEY).await.is_ok(),
     };
-    let ready = checks.broker && checks.job_store && checks.blob_store;
+    // A draining gateway is alive but wants no more traffic.
+    let ready = checks.broker && checks.job_store && checks.blob_store && !app.drain.is_draining();
     let status = if ready {
         StatusCode::OK
     } else {

@@ -1,28 +1,27 @@
 //! The router and the process around it. [`run`] serves a ready [`AppState`]
-//! on a given listener (so `atelier serve` and tests pass their own); [`serve`]
+//! on given listeners (so `atelier serve` and tests pass their own); [`serve`]
 //! builds everything from settings for the gateway binary.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atelier_bus::JobBus;
 use atelier_core::settings::Settings;
-use atelier_jobs::JobStore;
+use atelier_jobs::Store;
 use atelier_proto::v1::status_service_client::StatusServiceClient;
 use atelier_storage::BlobStore;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::{ApiError, AppState, EventFeed, Fetcher};
+use crate::server::{Drain, ServerLimits};
+use crate::{ApiError, AppState, EventFeed, Fetcher, auth, middleware as mw, ops};
 
 /// Errors that stop the gateway.
 #[derive(Debug, thiserror::Error)]
@@ -45,48 +44,29 @@ pub enum GatewayError {
     },
 }
 
-/// Every route of the API over `app`.
+/// Every route of the API over `app`, behind its keys.
 pub fn router(app: AppState) -> Router {
-    let body_limit = app.settings.gateway.max_body_bytes;
     let (routes, _) = crate::openapi::api_router().split_for_parts();
     routes
         .route(crate::openapi::FILES_ROUTE, get(crate::files::get_file))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(app.clone(), retry_after))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), mw::retry_after))
+        .layer(middleware::from_fn(mw::record_metrics))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(mw::request_id))
         .layer(CatchPanicLayer::new())
         .with_state(app)
 }
 
-/// Every 503 says when to come back.
-async fn retry_after(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    if response.status() == StatusCode::SERVICE_UNAVAILABLE
-        && !response.headers().contains_key(header::RETRY_AFTER)
-        && let Ok(v) = HeaderValue::from_str(&app.settings.gateway.retry_after_seconds.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
-}
-
-/// Counts requests and their latency per route and status.
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("atelier_gateway_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("atelier_gateway_request_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
+/// The ops listener's routes: health, readiness and metrics, without keys
+/// (it listens on 127.0.0.1 or the pod network, never the public port).
+pub fn ops_router(app: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .with_state(app)
 }
 
 /// The shared state over ready dependencies; starts this gateway's event feed
@@ -94,12 +74,12 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 pub async fn build_state(
     settings: Arc<Settings>,
     bus: JobBus,
-    jobs: Arc<dyn JobStore>,
+    jobs: Arc<dyn Store>,
     blobs: BlobStore,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: &CancellationToken,
 ) -> Result<AppState, GatewayError> {
-    let fetcher = Fetcher::new(&settings.gateway, settings.limits.clone())?;
+    let fetcher = Fetcher::new(&settings.gateway.fetch, settings.limits.clone())?;
     let channel = tonic::transport::Endpoint::from_shared(settings.gateway.status_url.clone())?
         .connect_timeout(Duration::from_millis(settings.gateway.status_timeout_ms))
         .timeout(Duration::from_millis(settings.gateway.status_timeout_ms))
@@ -107,6 +87,7 @@ pub async fn build_state(
     let events = EventFeed::default();
     events.clone().start(&bus, shutdown.clone()).await?;
     Ok(AppState {
+        submissions: Arc::new(Semaphore::new(settings.gateway.max_concurrent_submissions)),
         settings,
         bus,
         jobs,
@@ -115,6 +96,8 @@ pub async fn build_state(
         fetcher,
         status: StatusServiceClient::new(channel),
         metrics,
+        keys: Arc::default(),
+        drain: Drain::default(),
     })
 }
 
@@ -128,26 +111,48 @@ pub async fn bind(addr: &str) -> Result<TcpListener, GatewayError> {
         })
 }
 
-/// Serves `app` on `listener` until `shutdown`.
+/// Serves `app` on `listener` (and its ops routes on `ops`) until `shutdown`,
+/// then drains.
 pub async fn run(
     app: AppState,
     listener: TcpListener,
+    ops: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     tracing::info!(%addr, "gateway listening");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    let gateway = &app.settings.gateway;
+    let limits = ServerLimits {
+        max_connections: gateway.max_connections,
+        header_read_timeout: Duration::from_secs(gateway.header_read_timeout_seconds),
+        idle_timeout: Duration::from_secs(gateway.idle_timeout_seconds),
+        drain_delay: Duration::from_secs(gateway.drain_delay_seconds),
+        grace: Duration::from_secs(gateway.shutdown_grace_seconds),
+    };
+    let ops = ops.map(|listener| {
+        let router = ops_router(app.clone());
+        let stop = app.drain.stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
+    });
+    let drain = app.drain.clone();
+    crate::server::serve(listener, router(app), limits, drain, shutdown.clone())
         .await
         .map_err(|source| GatewayError::Listen { addr, source })?;
     shutdown.cancel();
+    if let Some(ops) = ops {
+        let _ = ops.await;
+    }
     Ok(())
 }
 
 /// The gateway process: PostgreSQL, RabbitMQ, the configured blob store, on
-/// `gateway.bind`. `ready` receives the bound address once listening.
+/// `gateway.bind` and `ops.bind`. `ready` receives the bound address once listening.
 pub async fn serve(
     settings: Settings,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -160,12 +165,13 @@ pub async fn serve(
     let blobs = BlobStore::from_url(&settings.blobs.url)?;
     let app = build_state(settings.clone(), bus.clone(), jobs, blobs, metrics, &shutdown).await?;
     let listener = bind(&settings.gateway.bind).await?;
+    let ops = bind(&settings.ops.bind_for("gateway")).await?;
     if let Some(ready) = ready
         && let Ok(addr) = listener.local_addr()
     {
         let _ = ready.send(addr);
     }
-    run(app, listener, shutdown).await?;
+    run(app, listener, Some(ops), shutdown).await?;
     bus.close().await;
     tracing::info!("gateway stopped");
     Ok(())

@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use atelier_bus::JobBus;
 use atelier_core::settings::Settings;
-use atelier_jobs::JobStore;
+use atelier_jobs::Store;
 use atelier_proto::v1::status_service_client::StatusServiceClient;
 use atelier_storage::BlobStore;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
+use crate::auth::Keys;
 use crate::inputs::Fetcher;
+use crate::server::Drain;
 use crate::watch::EventFeed;
 
 /// Shared handles of the gateway.
@@ -19,10 +22,16 @@ use crate::watch::EventFeed;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub bus: JobBus,
-    pub jobs: Arc<dyn JobStore>,
+    pub jobs: Arc<dyn Store>,
     pub blobs: BlobStore,
     pub events: EventFeed,
     pub fetcher: Fetcher,
     pub status: StatusServiceClient<Channel>,
     pub metrics: Option<PrometheusHandle>,
+    /// Cached API key lookups.
+    pub keys: Keys,
+    /// Submissions handled at once (`gateway.max_concurrent_submissions`).
+    pub submissions: Arc<Semaphore>,
+    /// Set while the server drains on shutdown.
+    pub drain: Drain,
 }

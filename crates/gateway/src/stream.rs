@@ -15,9 +15,10 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::auth::Caller;
 use crate::jobs::parse_id;
 use crate::model::{JobEventBody, JobResource};
-use crate::wait::load;
+use crate::wait::load_for;
 use crate::watch::{JobWatch, Wake, settle};
 use crate::{ApiError, AppState};
 
@@ -46,26 +47,34 @@ const BUFFER: usize = 32;
 )]
 pub async fn job_events(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
     let watch = app.events.watch(id);
-    load(&app, id).await?;
+    load_for(&app, &caller, id).await?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let (tx, rx) = mpsc::channel(BUFFER);
-    tokio::spawn(feed(app, id, watch, after, tx));
+    tokio::spawn(feed(app, caller, id, watch, after, tx));
     let stream = futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE)))
 }
 
 /// Sends the job's stored events after `after`, then each new one as the store
 /// records it, until the final one (then the job itself) or the client leaves.
-async fn feed(app: AppState, id: JobId, mut watch: JobWatch, mut after: u64, tx: mpsc::Sender<Event>) {
+async fn feed(
+    app: AppState,
+    caller: Caller,
+    id: JobId,
+    mut watch: JobWatch,
+    mut after: u64,
+    tx: mpsc::Sender<Event>,
+) {
     loop {
         let Ok(events) = app.jobs.events(id).await else {
             return;
@@ -77,11 +86,11 @@ async fn feed(app: AppState, id: JobId, mut watch: JobWatch, mut after: u64, tx:
                 return;
             }
             if stored.event.is_final() {
-                send_final(&app, id, &tx).await;
+                send_final(&app, &caller, id, &tx).await;
                 return;
             }
         }
-        match load(&app, id).await {
+        match load_for(&app, &caller, id).await {
             // Ended without a final event on record (an old row): say so and stop.
             Ok(job) if job.status.is_terminal() => {
                 let _ = tx.send(final_event(&JobResource::from(&job))).await;
@@ -90,7 +99,16 @@ async fn feed(app: AppState, id: JobId, mut watch: JobWatch, mut after: u64, tx:
             Ok(_) => {}
             Err(_) => return,
         }
-        match watch.next(Instant::now() + RECHECK).await {
+        let next = tokio::select! {
+            () = app.drain.stop.cancelled() => {
+                // This gateway is going away: the client reconnects (with
+                // Last-Event-ID) to another.
+                let _ = tx.send(Event::default().event("reconnect").data("{}")).await;
+                return;
+            }
+            next = watch.next(Instant::now() + RECHECK) => next,
+        };
+        match next {
             Wake::Event(event) => {
                 // Give the status service a moment to record what the feed announced.
                 let identity = event.identity();
@@ -113,9 +131,9 @@ async fn feed(app: AppState, id: JobId, mut watch: JobWatch, mut after: u64, tx:
     }
 }
 
-async fn send_final(app: &AppState, id: JobId, tx: &mpsc::Sender<Event>) {
+async fn send_final(app: &AppState, caller: &Caller, id: JobId, tx: &mpsc::Sender<Event>) {
     let ended = settle(|| async {
-        let job = load(app, id).await?;
+        let job = load_for(app, caller, id).await?;
         Ok::<_, ApiError>(job.status.is_terminal().then_some(job))
     })
     .await;

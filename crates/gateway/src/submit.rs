@@ -4,29 +4,31 @@
 
 use std::time::Duration;
 
-use atelier_core::event::{EventKind, JobEvent, JobStatus};
+use atelier_bus::BrokerError;
+use atelier_core::error::error_chain;
+use atelier_core::event::{EventKind, JobEvent, JobFailure, JobStatus};
 use atelier_core::job::{JobId, JobKind, JobSpec, StoredInput};
 use atelier_core::keys;
 use atelier_core::pipeline::JobState;
 use atelier_core::request::GenerateRequest;
-use atelier_jobs::NewJob;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use atelier_jobs::{Admission, Created, JobRecord, NewJob};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::body::parse_request;
+use crate::auth::Caller;
+use crate::body::{Parsed, parse_and_take_inputs, read_body};
 use crate::inputs::FetchedInput;
-use crate::wait::{accepted, wait_for_job};
+use crate::wait::{accepted, load_for, wait_for_job};
+use crate::watch::settle;
 use crate::{ApiError, AppState};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
-/// Longest input URL kept in the job spec (data: URIs are summarised).
-const MAX_SOURCE_CHARS: usize = 512;
 /// Who publishes a job's `queued` event.
 const GATEWAY: &str = "gateway";
 
@@ -75,15 +77,14 @@ pub struct SubmitHeaders {
 )]
 pub async fn generate_images(
     State(app): State<AppState>,
+    caller: Caller,
     query: Result<Query<SubmitQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let (query, body) = read_parts(query, body)?;
-    submit(app, JobKind::Images, query, &headers, body).await
+    submit(app, caller, JobKind::Images, query, &headers, body).await
 }
 
-/// Images, video and Excel report.
 #[utoipa::path(
     post,
     path = "/api/v1/generate",
@@ -104,89 +105,148 @@ pub async fn generate_images(
 )]
 pub async fn generate_full(
     State(app): State<AppState>,
+    caller: Caller,
     query: Result<Query<SubmitQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let (query, body) = read_parts(query, body)?;
-    submit(app, JobKind::Full, query, &headers, body).await
-}
-
-/// Turns axum's rejections into the API's errors.
-fn read_parts(
-    query: Result<Query<SubmitQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(SubmitQuery, Bytes), ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidField {
-        field: "wait".into(),
-        message: e.body_text(),
-    })?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge {
-                field: None,
-                message: "the request body is over the gateway's limit".into(),
-            }
-        } else {
-            ApiError::MalformedJson(e.body_text())
-        }
-    })?;
-    Ok((query, body))
+    submit(app, caller, JobKind::Full, query, &headers, body).await
 }
 
 async fn submit(
     app: AppState,
+    caller: Caller,
     kind: JobKind,
-    query: SubmitQuery,
+    query: Result<Query<SubmitQuery>, QueryRejection>,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidField {
+        field: "wait".into(),
+        message: e.body_text(),
+    })?;
+    require_json(headers)?;
+    let _slot = app
+        .submissions
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy)?;
+    let gateway = &app.settings.gateway;
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = read_body(
+        body,
+        content_length,
+        gateway.max_body_bytes,
+        Duration::from_secs(gateway.body_timeout_seconds),
+    )
+    .await?;
     // A body with data: URIs can be tens of megabytes: parse it off the runtime.
-    let request = tokio::task::spawn_blocking(move || parse_request(&body)).await??;
+    let max_input = app.settings.limits.max_bytes;
+    let Parsed {
+        mut request,
+        inline,
+        fingerprint,
+    } = tokio::task::spawn_blocking(move || parse_and_take_inputs(body, max_input)).await??;
     let respond_async = wants_async(headers, &query);
     let idempotency_key = idempotency_key(headers)?;
     if let Some(key) = &idempotency_key
-        && let Some(existing) = app.jobs.find_by_idempotency_key(key).await?
+        && let Some(existing) = app.jobs.find_by_idempotency_key(&caller.tenant, key).await?
     {
-        return answer_existing(&app, existing.id, respond_async).await;
+        return answer_existing(&app, &caller, existing, Some(&fingerprint), respond_async).await;
     }
-    let inputs = app.fetcher.fetch_all(&request).await?;
+    let inputs = app.fetcher.fetch_all(&request, inline).await?;
+    // From here on the request names its inputs by where they came from, never
+    // by a data: URI or a URL's credentials and query.
+    for (image, input) in request.input_images.iter_mut().zip(&inputs) {
+        image.url.clone_from(&input.source);
+    }
     let state = new_state(kind, request, &inputs);
     let id = state.spec.id;
-    let created = app
-        .jobs
-        .create(NewJob::new(state.clone(), idempotency_key))
-        .await?;
-    if created.existing {
-        // Another call with the same key won the race.
-        return answer_existing(&app, created.job.id, respond_async).await;
+    let new = NewJob {
+        request_hash: Some(fingerprint),
+        idempotency_ttl_ms: gateway.idempotency_ttl_seconds.saturating_mul(1_000),
+        max_in_flight: caller.max_in_flight,
+        ..NewJob::new(state.clone(), idempotency_key).for_tenant(&caller.tenant)
+    };
+    match app.jobs.create(new).await? {
+        Created::New(_) => {}
+        // Another call with the same key won the race: its outcome is ours.
+        Created::Existing(job) => return answer_existing(&app, &caller, job, None, respond_async).await,
+        Created::KeyReused { existing } => {
+            return Err(ApiError::IdempotencyKeyReused {
+                existing: existing.to_string(),
+            });
+        }
+        Created::TooManyInFlight { limit } => return Err(ApiError::TooManyInFlight { limit }),
     }
     let watch = app.events.watch(id);
     if let Err(error) = enqueue(&app, &state, inputs).await {
-        // The job never entered the pipeline: forget it, so a retry with the
-        // same Idempotency-Key starts afresh.
-        if let Err(e) = app.jobs.delete(id).await {
-            tracing::warn!(job = %id, error = %atelier_core::error::error_chain(&e), "could not remove a job that was refused");
+        // The job never entered the pipeline: it fails at intake, its key is
+        // freed, and any caller racing on that key sees this same refusal.
+        let failure = refusal(&error);
+        if let Err(e) = app
+            .jobs
+            .set_admission(id, Admission::Refused, Some(failure))
+            .await
+        {
+            tracing::warn!(job = %id, error = %error_chain(&e), "could not record a refused job; the reaper will");
         }
         return Err(error);
+    }
+    if let Err(e) = app.jobs.set_admission(id, Admission::Admitted, None).await {
+        tracing::warn!(job = %id, error = %error_chain(&e), "could not record an admitted job; the reaper will");
     }
     metrics::counter!("atelier_gateway_jobs_submitted_total", "kind" => kind.as_str()).increment(1);
     if respond_async {
         return Ok(accepted(id, JobStatus::Queued));
     }
-    let wait = Duration::from_secs(app.settings.gateway.sync_wait_seconds);
-    wait_for_job(&app, id, watch, wait).await
+    let wait = Duration::from_secs(gateway.sync_wait_seconds);
+    wait_for_job(&app, &caller, id, watch, wait).await
+}
+
+/// `415` unless the body is declared as JSON: a browser cannot post JSON
+/// cross-site without a preflight, but it can post a form.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::WrongContentType(
+            "send the request as Content-Type: application/json".into(),
+        ))
+    }
+}
+
+/// How a job refused at intake fails, for whoever asks about it later.
+fn refusal(error: &ApiError) -> JobFailure {
+    match error {
+        ApiError::QueueFull => JobFailure::new(
+            JobFailure::QUEUE_FULL,
+            "refused at intake: the pipeline is at capacity",
+        ),
+        ApiError::Unavailable { dependency, .. } => JobFailure::new(
+            JobFailure::UNAVAILABLE,
+            format!("refused at intake: {dependency} was unavailable"),
+        ),
+        other => JobFailure::stage(format!("refused at intake: {other}")),
+    }
 }
 
 /// The job's initial state: its spec with the keys its inputs will be stored under.
 fn new_state(kind: JobKind, request: GenerateRequest, inputs: &[FetchedInput]) -> JobState {
     let stored = inputs
         .iter()
-        .zip(&request.input_images)
         .enumerate()
-        .map(|(n, (input, image))| StoredInput {
+        .map(|(n, input)| StoredInput {
             key: keys::input(n, input.format.extension()),
-            source: summarise_source(&image.url),
+            source: input.source.clone(),
         })
         .collect();
     JobState::new(JobSpec {
@@ -206,22 +266,54 @@ async fn enqueue(app: &AppState, state: &JobState, inputs: Vec<FetchedInput>) ->
         blobs.put(&stored.key, input.bytes).await?;
     }
     // The queued event first (confirmed), so it precedes the worker's events in
-    // the job's history. If the job is then refused, its row and history go.
+    // the job's history.
     app.bus
         .emit(&JobEvent::new(id, EventKind::Queued, GATEWAY))
         .await?;
-    app.bus.submit(state, None).await?;
+    app.bus.submit(state, None).await.map_err(|e| match e {
+        BrokerError::QueueFull => ApiError::QueueFull,
+        other => ApiError::from(other),
+    })?;
     Ok(())
 }
 
-async fn answer_existing(app: &AppState, id: JobId, respond_async: bool) -> Result<Response, ApiError> {
+/// Answers for a job another call created with the same idempotency key: its
+/// refusal, its 202 or its result, once its creator knows which.
+async fn answer_existing(
+    app: &AppState,
+    caller: &Caller,
+    job: JobRecord,
+    fingerprint: Option<&str>,
+    respond_async: bool,
+) -> Result<Response, ApiError> {
+    let id = job.id;
+    if let Some(fingerprint) = fingerprint
+        && job.request_hash.as_deref().is_some_and(|h| h != fingerprint)
+    {
+        return Err(ApiError::IdempotencyKeyReused {
+            existing: id.to_string(),
+        });
+    }
     let watch = app.events.watch(id);
+    let job = if job.admission == Admission::Pending {
+        // Its creator is publishing it right now: wait for the outcome.
+        settle(|| async {
+            let job = load_for(app, caller, id).await?;
+            Ok::<_, ApiError>((job.admission != Admission::Pending).then_some(job))
+        })
+        .await?
+        .unwrap_or(job)
+    } else {
+        job
+    };
+    if job.admission == Admission::Refused {
+        return crate::wait::final_answer(&job);
+    }
     if respond_async {
-        let job = crate::wait::load(app, id).await?;
         return Ok(accepted(id, job.status));
     }
     let wait = Duration::from_secs(app.settings.gateway.sync_wait_seconds);
-    wait_for_job(app, id, watch, wait).await
+    wait_for_job(app, caller, id, watch, wait).await
 }
 
 fn wants_async(headers: &HeaderMap, query: &SubmitQuery) -> bool {
@@ -247,12 +339,4 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Err(invalid());
     }
     Ok(Some(key.to_string()))
-}
-
-fn summarise_source(url: &str) -> String {
-    if url.starts_with("data:") {
-        let kind = url.split([';', ',']).next().unwrap_or("data:");
-        return format!("{kind} URI ({} characters)", url.len());
-    }
-    url.chars().take(MAX_SOURCE_CHARS).collect()
 }

@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
+use crate::auth::Caller;
 use crate::model::{Accepted, result_body, status_url};
 use crate::watch::{JobWatch, Wake, settle};
 use crate::{ApiError, AppState};
@@ -23,20 +24,26 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// result (200), the failure, or — when the wait runs out — 202 with the job URL.
 pub async fn wait_for_job(
     app: &AppState,
+    caller: &Caller,
     id: JobId,
     mut watch: JobWatch,
     limit: Duration,
 ) -> Result<Response, ApiError> {
     let deadline = Instant::now() + limit;
     loop {
-        let job = load(app, id).await?;
+        let job = load_for(app, caller, id).await?;
         if job.status.is_terminal() {
             return final_answer(&job);
         }
-        match watch.next((Instant::now() + RECHECK).min(deadline)).await {
+        let next = tokio::select! {
+            // Shutting down: the job goes on; the caller follows it elsewhere.
+            () = app.drain.stop.cancelled() => return Ok(accepted(id, job.status)),
+            next = watch.next((Instant::now() + RECHECK).min(deadline)) => next,
+        };
+        match next {
             Wake::Event(event) if event.is_final() => {
                 let ended = settle(|| async {
-                    let job = load(app, id).await?;
+                    let job = load_for(app, caller, id).await?;
                     Ok::<_, ApiError>(job.status.is_terminal().then_some(job))
                 })
                 .await?;
@@ -51,11 +58,13 @@ pub async fn wait_for_job(
     }
 }
 
-/// The job `id`, or 404.
-pub async fn load(app: &AppState, id: JobId) -> Result<JobRecord, ApiError> {
+/// Job `id` when it is `caller`'s; 404 otherwise (another tenant's job is as
+/// unknown as a job that does not exist).
+pub async fn load_for(app: &AppState, caller: &Caller, id: JobId) -> Result<JobRecord, ApiError> {
     app.jobs
         .get(id)
         .await?
+        .filter(|job| job.tenant == caller.tenant)
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
 }
 

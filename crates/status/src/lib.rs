@@ -10,13 +10,13 @@ mod convert;
 mod grpc;
 mod hub;
 mod queues;
+mod reaper;
 mod recorder;
-mod resume;
 mod service;
 
 pub use grpc::StatusApi;
 pub use hub::EventHub;
 pub use queues::QueueWatch;
+pub use reaper::{Resumed, reap, resume_unfinished, run_reaper};
 pub use recorder::record_events;
-pub use resume::{Resumed, resume_unfinished};
 pub use service::{StatusError, bind, run, run_main, serve};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use atelier_bus::JobBus;
 use atelier_core::settings::Settings;
-use atelier_jobs::JobStore;
+use atelier_jobs::Store;
 use atelier_proto::v1::status_service_server::StatusServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,7 @@ pub enum StatusError {
 /// health and reflection) on `listener` until `shutdown`.
 pub async fn run(
     settings: Arc<Settings>,
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn Store>,
     bus: JobBus,
     listener: TcpListener,
     shutdown: CancellationToken,
@@ -54,6 +54,13 @@ pub async fn run(
     ));
     let poll = Duration::from_millis(settings.status.rabbitmq_poll_ms);
     let watcher = tokio::spawn(queues.clone().run(bus.clone(), poll, shutdown.clone()));
+    let reaper = tokio::spawn(crate::run_reaper(
+        store.clone(),
+        bus.clone(),
+        queues.clone(),
+        settings.reaper.clone(),
+        shutdown.clone(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<StatusServiceServer<StatusApi>>().await;
@@ -84,6 +91,7 @@ pub async fn run(
         Ok(Ok(())) => {}
     }
     let _ = watcher.await;
+    let _ = reaper.await;
     served?;
     Ok(())
 }

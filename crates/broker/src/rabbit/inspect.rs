@@ -66,13 +66,14 @@ impl Broker {
 
     /// Removes every dead letter; returns how many there were.
     pub async fn purge_dead_letters(&self) -> Result<u32, BrokerError> {
+        self.purge_queue(&self.names().dead_letter_queue()).await
+    }
+
+    /// Removes every ready message of `queue`; returns how many there were
+    /// (operators' last resort, and tests that lose messages on purpose).
+    pub async fn purge_queue(&self, queue: &str) -> Result<u32, BrokerError> {
         let ch = self.channel().await?;
-        let res = ch
-            .queue_purge(
-                self.names().dead_letter_queue().into(),
-                QueuePurgeOptions::default(),
-            )
-            .await;
+        let res = ch.queue_purge(queue.into(), QueuePurgeOptions::default()).await;
         let _ = ch.close(200, "OK".into()).await;
         Ok(res?)
     }

@@ -17,9 +17,16 @@ pub fn run(plan: &Plan<'_>, url: &str, body: Vec<u8>) -> anyhow::Result<Report> 
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = &plan.args.key {
+            let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+                .context("--key is not a valid header value")?;
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = Client::builder()
             .timeout(plan.timeout)
             .connect_timeout(Duration::from_secs(5))
+            .default_headers(headers)
             .build()
             .context("building the HTTP client")?;
         preflight(&client, &plan.args.url).await?;
@@ -84,6 +91,9 @@ async fn send(client: &Client, url: &str, body: &[u8]) -> Outcome {
     match status {
         StatusCode::OK => Outcome::Ok,
         StatusCode::ACCEPTED => Outcome::Accepted,
+        StatusCode::UNAUTHORIZED => {
+            Outcome::Failed("HTTP 401 (pass an API key with --key or ATELIER_API_KEY)".into())
+        }
         other => Outcome::Failed(format!("HTTP {}", other.as_u16())),
     }
 }
