@@ -14,7 +14,10 @@
 #   logs     the last lines of a service's log (-f to follow).
 #
 # State lives in .stack/: NAME.pid, NAME.log (the previous run's in NAME.log.1),
-# blobs/ (the shared blob store). Environment:
+# blobs/ (the shared blob store), api-key (an admin key for this development
+# stack, made by the first `up`: curl -H "Authorization: Bearer $(cat .stack/api-key)").
+# This is a development stack: it lets the gateway fetch input URLs on private
+# networks (127.0.0.1 included), which the defaults refuse. Environment:
 #   ATELIER_BIN_DIR          use the binaries in this folder instead of building
 #   ATELIER_GATEWAY_PORT     gateway port on 127.0.0.1 (default 8080)
 #   ATELIER_STATUS_PORT      status gRPC port on 127.0.0.1 (default 50051)
@@ -40,6 +43,9 @@ STATUS_BIND="${ATELIER__STATUS__BIND:-127.0.0.1:${ATELIER_STATUS_PORT:-50051}}"
 GATEWAY_PORT="${GATEWAY_BIND##*:}"
 STATUS_PORT="${STATUS_BIND##*:}"
 STATUS_URL="${ATELIER__GATEWAY__STATUS_URL:-http://127.0.0.1:$STATUS_PORT}"
+# Development only: examples may be served from this machine.
+ALLOW_PRIVATE="${ATELIER__GATEWAY__FETCH__ALLOW_PRIVATE_NETWORKS:-true}"
+KEY_FILE="$STATE_DIR/api-key"
 BLOBS_URL="${ATELIER__BLOBS__URL:-file://$STATE_DIR/blobs}"
 
 usage() {
@@ -182,6 +188,7 @@ start_service() {
     ATELIER__STATUS__BIND="$STATUS_BIND" \
     ATELIER__GATEWAY__STATUS_URL="$STATUS_URL" \
     ATELIER__BLOBS__URL="$BLOBS_URL" \
+    ATELIER__GATEWAY__FETCH__ALLOW_PRIVATE_NETWORKS="$ALLOW_PRIVATE" \
     nohup "$bin" </dev/null >"$file" 2>&1 &
   pid=$!
   echo "$pid" >"$(pid_file "$name")"
@@ -224,6 +231,7 @@ cmd_up() {
   local name
   if all_running; then
     for name in "${SERVICES[@]}"; do wait_ready "$name" "$(service_pid "$name")"; done
+    ensure_dev_key
     log "the stack is already running"
     cmd_status
     return 0
@@ -231,7 +239,21 @@ cmd_up() {
   ensure_services
   build
   for name in "${SERVICES[@]}"; do start_service "$name"; done
+  ensure_dev_key
   log "stack up: gateway http://${GATEWAY_BIND}, status gRPC ${STATUS_BIND}, logs in $STATE_DIR"
+  log "API key (admin, unlimited) in $KEY_FILE"
+}
+
+# An admin key without limits for this development stack, made once (keys are
+# shown only when made, so it is kept in $KEY_FILE, readable by its owner only).
+ensure_dev_key() {
+  local name
+  [ -s "$KEY_FILE" ] && return 0
+  name="dev-$(date +%s)"
+  (umask 077 && ATELIER_CONFIG_DIR="${ATELIER_CONFIG_DIR:-$ATELIER_ROOT/config}" \
+    "$(bin_dir)/atelier" keys create --name "$name" --admin --rate-per-minute 0 --max-in-flight 0 \
+    >"$KEY_FILE.tmp" 2>/dev/null) || die "could not make an API key for the stack"
+  mv -f "$KEY_FILE.tmp" "$KEY_FILE"
 }
 
 cmd_down() {

@@ -25,6 +25,10 @@ docker-compose -f docker-compose.yml config -q
 log "doc tests"
 cargo test --workspace --doc --locked
 
+# Property tests (tests named fuzz_*) run a fixed budget of cases here;
+# scripts/fuzz.sh runs the same properties for longer.
+export ATELIER_FUZZ_CASES="${ATELIER_FUZZ_CASES:-64}"
+
 # Tests named restart_* stop and start the shared RabbitMQ, so they run alone,
 # after everything else (and bring it back even when they fail).
 log "cargo nextest"

@@ -28,6 +28,8 @@ url="http://127.0.0.1:$port"
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+ATELIER_API_KEY="$("$bin" keys create --name bench --admin --rate-per-minute 0 --max-in-flight 0 --data "$work/data" 2>/dev/null)"
+export ATELIER_API_KEY
 started="$(date +%s.%N)"
 "$bin" serve --bind "127.0.0.1:$port" --grpc "127.0.0.1:$grpc" --data "$work/data" 2>"$work/serve.log" &
 pid=$!

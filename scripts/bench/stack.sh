@@ -16,6 +16,8 @@ shift $(($# < 2 ? $# : 2))
 scripts/stack.sh up
 bin="${ATELIER_BIN_DIR:-${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release}/atelier"
 url="http://127.0.0.1:${ATELIER_GATEWAY_PORT:-8080}"
+ATELIER_API_KEY="$(cat .stack/api-key)"
+export ATELIER_API_KEY
 
 log "stack: $requests jobs through $url"
 "$bin" bench --url "$url" --requests "$requests" --concurrency "$concurrency" --compare "$@"

@@ -14,6 +14,8 @@ pub struct GatedGemini {
     pub url: String,
     gate: Arc<Semaphore>,
     calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// Calls still to answer 503 (a vendor outage), once let through.
+    failures: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl GatedGemini {
@@ -21,26 +23,46 @@ impl GatedGemini {
     pub async fn start() -> Self {
         let gate = Arc::new(Semaphore::new(0));
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let app = {
-            let (gate, calls) = (gate.clone(), calls.clone());
+            let (gate, calls, failures) = (gate.clone(), calls.clone(), failures.clone());
             axum::Router::new().route(
                 "/v1beta/models/{call}",
                 post(move || {
-                    let (gate, calls) = (gate.clone(), calls.clone());
+                    let (gate, calls, failures) = (gate.clone(), calls.clone(), failures.clone());
                     async move {
-                        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        use axum::response::IntoResponse;
+                        use std::sync::atomic::Ordering::SeqCst;
+                        calls.fetch_add(1, SeqCst);
                         if let Ok(permit) = gate.acquire().await {
                             permit.forget();
                         }
-                        axum::Json(answer())
+                        let fail = failures
+                            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                            .is_ok();
+                        if fail {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response()
+                        } else {
+                            axum::Json(answer()).into_response()
+                        }
                     }
                 }),
             )
         };
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-        Self { url, gate, calls }
+        Self {
+            url,
+            gate,
+            calls,
+            failures,
+        }
+    }
+
+    /// The next `n` calls let through answer 503, as an overloaded vendor does.
+    pub fn fail_next(&self, n: usize) {
+        self.failures.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Lets `n` held (or future) calls answer.

@@ -21,4 +21,28 @@ pub use gemini::GatedGemini;
 pub use process::{Service, bin_dir, free_port};
 pub use serve::Serve;
 pub use stack::{Stack, WORKERS};
-pub use system::{Options, System, Target};
+pub use system::{ADMIN_TENANT, Options, System, Target};
+
+/// Declares each named `async fn NAME(target: Target)` as two tests, one per
+/// target (`stack::NAME` and `serve::NAME`).
+#[macro_export]
+macro_rules! on_both_targets {
+    ($($name:ident),* $(,)?) => {
+        mod stack {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name($crate::Target::Stack).await;
+                }
+            )*
+        }
+        mod serve {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name($crate::Target::Serve).await;
+                }
+            )*
+        }
+    };
+}

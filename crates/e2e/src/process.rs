@@ -140,3 +140,22 @@ pub(crate) fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
+
+/// Runs `atelier` with `args` to completion; returns its stdout (panics with
+/// its stderr when it fails).
+pub fn run_cli(args: &[&str], env: &[(String, String)]) -> String {
+    let out = Command::new(binary("atelier"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("ATELIER_ENV")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("atelier runs");
+    assert!(
+        out.status.success(),
+        "atelier {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

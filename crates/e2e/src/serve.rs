@@ -20,6 +20,11 @@ pub struct Serve {
     pub data: PathBuf,
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
+    /// An admin API key.
+    pub key: String,
+    /// The ops listener's base URL (`/healthz`, `/readyz`, `/metrics`).
+    pub ops: String,
+    env: Vec<(String, String)>,
 }
 
 impl Serve {
@@ -31,10 +36,16 @@ impl Serve {
         let url = format!("http://127.0.0.1:{http_port}");
         let grpc = format!("127.0.0.1:{grpc_port}");
         let mut env = base_env();
+        let ops = format!("127.0.0.1:{}", free_port());
+        env.push(("ATELIER__OPS__BIND".into(), ops.clone()));
         for (k, v) in &options.env {
             env.retain(|(key, _)| key != k);
             env.push((k.clone(), v.clone()));
         }
+        let data_arg = data.display().to_string();
+        let mut key_args = crate::system::ADMIN_KEY_ARGS.to_vec();
+        key_args.extend(["--data", data_arg.as_str()]);
+        let key = crate::process::run_cli(&key_args, &env);
         let args = [
             "serve".to_string(),
             "--bind".into(),
@@ -52,6 +63,9 @@ impl Serve {
             data,
             dir,
             http: reqwest::Client::new(),
+            key,
+            ops: format!("http://{ops}"),
+            env,
         };
         serve.wait_ready().await;
         serve
@@ -77,6 +91,14 @@ impl Serve {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Runs `atelier ARGS --data …` on this process's data folder; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let data = self.data.display().to_string();
+        let mut all = args.to_vec();
+        all.extend(["--data", data.as_str()]);
+        crate::process::run_cli(&all, &self.env)
     }
 
     /// `kill -9`, then the same command again on the same data; waits until ready.

@@ -30,6 +30,8 @@ pub struct Stack {
     pub schema: String,
     pub dir: tempfile::TempDir,
     pub gateways: Vec<(Service, String)>,
+    /// Each gateway's ops listener (`/healthz`, `/readyz`, `/metrics`).
+    pub ops: Vec<String>,
     pub status: Service,
     pub status_url: String,
     pub workers: BTreeMap<String, Service>,
@@ -37,6 +39,8 @@ pub struct Stack {
     pub settings: Settings,
     pub broker: Broker,
     pub http: reqwest::Client,
+    /// An admin API key of this stack.
+    pub key: String,
 }
 
 impl Stack {
@@ -74,6 +78,7 @@ impl Stack {
         .await
         .expect("RabbitMQ reachable");
 
+        let key = crate::process::run_cli(&crate::system::ADMIN_KEY_ARGS, &env);
         let status = Service::spawn("status", "atelier-status", &[], &env, dir.path());
         let mut workers = BTreeMap::new();
         if options.workers {
@@ -85,24 +90,29 @@ impl Stack {
             }
         }
         let mut gateways = Vec::new();
+        let mut ops = Vec::new();
         for n in 0..options.gateways {
-            let port = free_port();
+            let (port, ops_port) = (free_port(), free_port());
             let mut genv = env.clone();
             genv.push(("ATELIER__GATEWAY__BIND".into(), format!("127.0.0.1:{port}")));
+            genv.push(("ATELIER__OPS__BIND".into(), format!("127.0.0.1:{ops_port}")));
             let service = Service::spawn(&format!("gateway{n}"), "atelier-gateway", &[], &genv, dir.path());
             gateways.push((service, format!("http://127.0.0.1:{port}")));
+            ops.push(format!("http://127.0.0.1:{ops_port}"));
         }
         let stack = Self {
             prefix,
             schema,
             dir,
             gateways,
+            ops,
             status,
             status_url,
             workers,
             env,
             settings,
             broker,
+            key,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(180))
                 .build()
@@ -218,6 +228,11 @@ impl Stack {
     /// The job's artefact folder in the shared blob store.
     pub fn job_dir(&self, id: &str) -> PathBuf {
         self.dir.path().join("blobs").join("jobs").join(id)
+    }
+
+    /// Runs `atelier ARGS` with this stack's settings; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        crate::process::run_cli(args, &self.env)
     }
 
     /// Every gateway's base URL.

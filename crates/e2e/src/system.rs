@@ -8,10 +8,29 @@ use serde_json::Value;
 
 use crate::{Serve, Stack};
 
-/// Settings every test system starts with: quick retries and small canvases
-/// (the code paths are the same at full size).
+/// The tenant of the admin key every test system gets (a key's tenant is its
+/// name unless given).
+pub const ADMIN_TENANT: &str = "e2e-admin";
+
+/// `atelier keys create` arguments of the admin key every test system gets.
+pub(crate) const ADMIN_KEY_ARGS: [&str; 9] = [
+    "keys",
+    "create",
+    "--name",
+    ADMIN_TENANT,
+    "--admin",
+    "--rate-per-minute",
+    "0",
+    "--max-in-flight",
+    "0",
+];
+
+/// Settings every test system starts with: quick retries, small canvases (the
+/// code paths are the same at full size), and local test servers allowed as
+/// input URLs (the SSRF tests switch that off again).
 pub(crate) fn base_env() -> Vec<(String, String)> {
     [
+        ("ATELIER__GATEWAY__FETCH__ALLOW_PRIVATE_NETWORKS", "true"),
         ("ATELIER__BROKER__RETRY_DELAYS_MS", "100,200"),
         ("ATELIER__BROKER__MAX_ATTEMPTS", "3"),
         ("ATELIER__BROKER__RECONNECT_MAX_MS", "1000"),
@@ -100,10 +119,64 @@ impl System {
         }
     }
 
-    /// A client with a timeout long enough for synchronous calls.
+    /// The ops listener's base URL of gateway `n` (`atelier serve` has one).
+    pub fn ops(&self, n: usize) -> String {
+        match self {
+            Self::Stack(stack) => stack.ops[n].clone(),
+            Self::Serve(serve) => serve.ops.clone(),
+        }
+    }
+
+    /// The process id of gateway `n` (of `atelier serve` itself).
+    pub fn gateway_pid(&self, n: usize) -> u32 {
+        match self {
+            Self::Stack(stack) => stack.gateways[n].0.pid(),
+            Self::Serve(serve) => serve.service.pid(),
+        }
+        .expect("the gateway runs")
+    }
+
+    /// The admin API key of the system.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Stack(stack) => &stack.key,
+            Self::Serve(serve) => &serve.key,
+        }
+    }
+
+    /// Makes another API key with `atelier keys create ARGS`.
+    pub fn create_key(&self, args: &[&str]) -> String {
+        let mut all = vec!["keys", "create"];
+        all.extend_from_slice(args);
+        self.cli(&all)
+    }
+
+    /// Runs `atelier ARGS` against this system's store (its settings, and
+    /// `--data` for `atelier serve`); returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        match self {
+            Self::Stack(stack) => stack.cli(args),
+            Self::Serve(serve) => serve.cli(args),
+        }
+    }
+
+    /// A client that sends the admin key, with a timeout long enough for
+    /// synchronous calls.
     pub fn http(&self) -> reqwest::Client {
+        Self::client_with_key(Some(self.key()))
+    }
+
+    /// A client sending `key` (or none).
+    pub fn client_with_key(key: Option<&str>) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = key
+            && let Ok(value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         reqwest::Client::builder()
             .timeout(Duration::from_secs(180))
+            .default_headers(headers)
             .build()
             .expect("client")
     }
@@ -163,6 +236,15 @@ impl System {
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Polls `check` until it holds; fails with `what` and the logs after 30 s.
+    pub async fn wait_until(&self, check: impl Fn() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out: {what}\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -4,34 +4,14 @@
 
 use std::time::Duration;
 
-use atelier_e2e::{GatedGemini, Options, System, Target, data_uri, files_under, photo, request, serve_photo};
+use atelier_e2e::{
+    GatedGemini, Options, System, Target, data_uri, files_under, on_both_targets, photo, request, serve_photo,
+};
 use atelier_fixtures::GarmentShape;
 use serde_json::{Value, json};
 
 const IMAGE: &str = "/api/v1/generate/image";
 const FULL: &str = "/api/v1/generate";
-
-/// Declares each named test once per target.
-macro_rules! on_both_targets {
-    ($($name:ident),* $(,)?) => {
-        mod stack {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $name() {
-                    super::$name(super::Target::Stack).await;
-                }
-            )*
-        }
-        mod serve {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $name() {
-                    super::$name(super::Target::Serve).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_targets!(
     old_api_requests_return_every_artefact,
@@ -348,7 +328,7 @@ async fn every_bad_input_gets_its_status_and_a_json_error(target: Target) {
     assert_eq!(body["error"]["code"], "malformed_json");
     // The gateway answers before reading all of an oversized body and closes
     // that connection: send it on a client of its own.
-    let resp = reqwest::Client::new()
+    let resp = System::client_with_key(Some(stack.key()))
         .post(format!("{}{IMAGE}", stack.url(0)))
         .header("content-type", "application/json")
         .body(vec![b' '; 2_000_000])
@@ -517,7 +497,9 @@ async fn cancel_skips_the_remaining_stages(target: Target) {
         .await;
     assert_eq!(code, 202, "{accepted}");
     let id = accepted["request_id"].as_str().expect("id").to_string();
-    wait_until(|| gemini.calls() == 1, "the analysis reached Gemini", &stack).await;
+    stack
+        .wait_until(|| gemini.calls() == 1, "the analysis reached Gemini")
+        .await;
     let resp = stack
         .http()
         .delete(format!("{}/api/v1/jobs/{id}", stack.url(1)))
@@ -564,7 +546,9 @@ async fn a_full_queue_answers_503_and_loses_no_accepted_job(target: Target) {
         assert_eq!(code, 202, "{a}");
         accepted.push(a["request_id"].as_str().expect("id").to_string());
         if n == 0 {
-            wait_until(|| gemini.calls() == 1, "the first job is in analysis", &stack).await;
+            stack
+                .wait_until(|| gemini.calls() == 1, "the first job is in analysis")
+                .await;
         }
     }
     let resp = stack
@@ -608,17 +592,4 @@ async fn a_late_input_failure_answers_422_naming_the_input(target: Target) {
     let (_, job) = stack.get_json(0, &format!("/api/v1/jobs/{id}")).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["field"], "inputImages[1].url", "{job}");
-}
-
-/// Polls `check` for up to 30 s.
-async fn wait_until(check: impl Fn() -> bool, what: &str, sys: &System) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out: {what}\n{}",
-            sys.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -3,14 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use atelier_e2e::{Options, Serve, data_uri, files_under, photo_sized};
+use atelier_e2e::{Options, Serve, System, data_uri, files_under, photo_sized};
 use atelier_fixtures::GarmentShape;
 use serde_json::{Value, json};
 
 const JOBS: u64 = 5;
 
 async fn get(serve: &Serve, path: &str) -> Value {
-    reqwest::get(format!("{}{path}", serve.url))
+    System::client_with_key(Some(&serve.key))
+        .get(format!("{}{path}", serve.url))
+        .send()
         .await
         .expect("answers")
         .json()
@@ -29,7 +31,7 @@ async fn serve_killed_mid_run_resumes_every_job_with_its_artefacts_exactly_once(
         ..Options::default()
     };
     let mut serve = Serve::start(&options).await;
-    let http = reqwest::Client::new();
+    let http = System::client_with_key(Some(&serve.key));
     let bodies: Vec<Value> = (0..JOBS)
         .map(|n| {
             let jpeg = photo_sized(GarmentShape::TShirt, 40 + n, 1200, 1600);
@@ -115,7 +117,9 @@ async fn serve_killed_mid_run_resumes_every_job_with_its_artefacts_exactly_once(
             "{id}"
         );
         for url in [&result["video_url"], &result["excel_url"]] {
-            let resp = reqwest::get(format!("{}{}", serve.url, url.as_str().expect("url")))
+            let resp = http
+                .get(format!("{}{}", serve.url, url.as_str().expect("url")))
+                .send()
                 .await
                 .expect("file");
             assert_eq!(resp.status().as_u16(), 200);
