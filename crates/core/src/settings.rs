@@ -140,6 +140,7 @@ pub struct BrokerSettings {
     pub url: String,
     pub prefix: String,
     pub max_attempts: u32,
+    #[serde(deserialize_with = "one_or_many")]
     pub retry_delays_ms: Vec<u64>,
     pub retry_jitter: f64,
     pub publish_timeout_ms: u64,
@@ -255,6 +256,7 @@ pub struct FetchSettings {
     /// Whether loopback, private, link-local … addresses may be fetched.
     pub allow_private_networks: bool,
     /// `host` or `host:port` fetched even when they resolve to private addresses.
+    #[serde(deserialize_with = "one_or_many")]
     pub allowed_hosts: Vec<String>,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
@@ -475,6 +477,49 @@ fn is_identifier(s: &str) -> bool {
         && s.len() <= 63
 }
 
+/// A list setting that also takes one value: `config` parses a lone
+/// `ATELIER__BROKER__RETRY_DELAYS_MS=3000` as a number, not a one-item list.
+fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    use serde::de::value::{I64Deserializer, StrDeserializer, U64Deserializer};
+    use serde::de::{Error, SeqAccess, Visitor};
+
+    struct List<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for List<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list, or a single value")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Vec<T>, E> {
+            T::deserialize(U64Deserializer::<E>::new(v)).map(|item| vec![item])
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Vec<T>, E> {
+            T::deserialize(I64Deserializer::<E>::new(v)).map(|item| vec![item])
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<Vec<T>, E> {
+            T::deserialize(StrDeserializer::<E>::new(v)).map(|item| vec![item])
+        }
+    }
+
+    deserializer.deserialize_any(List(std::marker::PhantomData))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +555,16 @@ mod tests {
         )];
         let s = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("loads");
         assert_eq!(s.broker.retry_delays_ms, vec![100, 250]);
+        let one = [
+            ("ATELIER__BROKER__RETRY_DELAYS_MS".to_string(), "3000".to_string()),
+            (
+                "ATELIER__GATEWAY__FETCH__ALLOWED_HOSTS".to_string(),
+                "cdn.example".to_string(),
+            ),
+        ];
+        let s = Settings::load_from(Path::new("/nonexistent"), None, one).expect("one value loads");
+        assert_eq!(s.broker.retry_delays_ms, vec![3000]);
+        assert_eq!(s.gateway.fetch.allowed_hosts, vec!["cdn.example".to_string()]);
     }
 
     #[test]

@@ -176,6 +176,10 @@ impl System {
         }
         reqwest::Client::builder()
             .timeout(Duration::from_secs(180))
+            // Well under the gateway's header-read timeout, which also closes
+            // idle keep-alive connections: a pooled connection is never
+            // reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(2))
             .default_headers(headers)
             .build()
             .expect("client")
@@ -222,11 +226,24 @@ impl System {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    /// Polls `GET /api/v1/jobs/{id}` until the job is terminal.
+    /// Polls `GET /api/v1/jobs/{id}` with the admin key until the job is terminal.
     pub async fn wait_terminal(&self, id: &str, limit: Duration) -> Value {
+        self.wait_terminal_with(&self.http(), id, limit).await
+    }
+
+    /// Polls `GET /api/v1/jobs/{id}` as `client` (the job's own tenant)
+    /// until the job is terminal.
+    pub async fn wait_terminal_with(&self, client: &reqwest::Client, id: &str, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;
         loop {
-            let (code, job) = self.get_json(0, &format!("/api/v1/jobs/{id}")).await;
+            let resp = client
+                .get(format!("{}/api/v1/jobs/{id}", self.url(0)))
+                .send()
+                .await
+                .expect("gateway answers");
+            let code = resp.status().as_u16();
+            let text = resp.text().await.expect("body");
+            let job = serde_json::from_str(&text).unwrap_or(Value::String(text));
             if code == 200 && matches!(job["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
                 return job;
             }

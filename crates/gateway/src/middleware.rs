@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -75,4 +75,59 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::histogram!("atelier_gateway_request_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// An HTTP/1.1 request refused with a body that may be unread (401 before
+/// the body, 413, 415, 429 …) closes its connection, and says so: hyper
+/// cannot reuse a connection with a body left on it and would close it
+/// silently, and a client reusing it would see its next request fail.
+pub async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let http1 = request.version() <= Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if has_body && http1 && (response.status().is_client_error() || response.status().is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn answer(status: StatusCode, length: &str) -> Option<HeaderValue> {
+        let app = Router::new()
+            .route("/", post(move || async move { status }))
+            .layer(axum::middleware::from_fn(close_after_refused_body));
+        let request = Request::post("/")
+            .header(header::CONTENT_LENGTH, length)
+            .body(Body::from(vec![b'x'; length.parse().unwrap_or(0)]))
+            .unwrap_or_default();
+        let response = app.oneshot(request).await.unwrap_or_default();
+        response.headers().get(header::CONNECTION).cloned()
+    }
+
+    #[tokio::test]
+    async fn refused_bodies_close_the_connection_and_others_keep_it() {
+        assert_eq!(
+            answer(StatusCode::UNAUTHORIZED, "5")
+                .await
+                .as_ref()
+                .map(HeaderValue::as_bytes),
+            Some(&b"close"[..])
+        );
+        assert_eq!(answer(StatusCode::UNAUTHORIZED, "0").await, None);
+        assert_eq!(answer(StatusCode::ACCEPTED, "5").await, None);
+    }
 }

@@ -55,6 +55,7 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn(mw::record_metrics))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(mw::request_id))
+        .layer(middleware::from_fn(mw::close_after_refused_body))
         .layer(CatchPanicLayer::new())
         .with_state(app)
 }
