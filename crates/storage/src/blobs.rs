@@ -9,6 +9,7 @@ use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::StorageError;
@@ -60,14 +61,33 @@ impl BlobStore {
 
     #[cfg(feature = "s3")]
     fn s3(url: &str) -> Result<Self, StorageError> {
-        let store = object_store::aws::AmazonS3Builder::from_env()
-            .with_url(url)
-            .build()
-            .map_err(|source| StorageError::Backend {
-                key: url.to_string(),
-                source,
-            })?;
-        Ok(Self::from_object_store(Arc::new(store)))
+        Self::s3_with_options(url, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// An S3 store from `s3://bucket/prefix`, with object_store configuration
+    /// keys (`aws_endpoint`, `aws_allow_http`, ...) applied over the `AWS_*`
+    /// environment: how tests point it at a local S3-compatible server without
+    /// touching the process environment.
+    #[cfg(feature = "s3")]
+    pub fn s3_with_options<K: AsRef<str>, V: Into<String>>(
+        url: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, StorageError> {
+        let backend = |source| StorageError::Backend {
+            key: url.to_string(),
+            source,
+        };
+        let (bucket_url, prefix) = split_prefix(url);
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(bucket_url);
+        for (key, value) in options {
+            let key = key
+                .as_ref()
+                .parse::<object_store::aws::AmazonS3ConfigKey>()
+                .map_err(backend)?;
+            builder = builder.with_config(key, value);
+        }
+        let store = builder.build().map_err(backend)?;
+        Self::under_prefix(Arc::new(store), prefix)
     }
 
     #[cfg(not(feature = "s3"))]
@@ -76,6 +96,22 @@ impl BlobStore {
             key: url.to_string(),
             reason: "this build has no S3 support (rebuild atelier-storage with the `s3` feature)".into(),
         })
+    }
+
+    /// `inner` seen from below `prefix` (`""` = the whole store): the S3 path of
+    /// `s3://bucket/prefix`, kept separate so it is tested on any backend.
+    /// object_store's URL parser takes only the bucket from an `s3://` URL, so
+    /// without this every stack sharing a bucket would write at its root.
+    pub fn under_prefix(inner: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self, StorageError> {
+        let prefix = prefix.trim_matches('/');
+        if prefix.is_empty() {
+            return Ok(Self::from_object_store(inner));
+        }
+        let path = Path::parse(prefix).map_err(|e| StorageError::InvalidKey {
+            key: prefix.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::from_object_store(Arc::new(PrefixStore::new(inner, path))))
     }
 
     /// Blobs in memory, for tests and throwaway runs.
@@ -101,11 +137,16 @@ impl BlobStore {
     /// Stores `bytes` under `key`, replacing what was there.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
         let path = parse(key)?;
+        // A write cannot miss a blob: NotFound here means the bucket (or the
+        // folder) is missing, a backend fault to report as such, not "no blob".
         self.inner
             .put(&path, PutPayload::from_bytes(bytes))
             .await
             .map(drop)
-            .map_err(|e| map_err(key, e))
+            .map_err(|source| StorageError::Backend {
+                key: key.to_string(),
+                source,
+            })
     }
 
     /// Reads the whole blob under `key`.
@@ -173,6 +214,15 @@ impl JobBlobs {
     }
 }
 
+/// `scheme://bucket/some/prefix` → (`scheme://bucket`, `some/prefix`).
+fn split_prefix(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => url.split_at(after_scheme + slash),
+        None => (url, ""),
+    }
+}
+
 fn parse(key: &str) -> Result<Path, StorageError> {
     let invalid = |reason: String| StorageError::InvalidKey {
         key: key.to_string(),
@@ -217,6 +267,54 @@ mod tests {
         assert_eq!(job.size("variations/0.jpg").await.expect("head"), Some(3));
         assert_eq!(job.size("variations/1.jpg").await.expect("head"), None);
         assert!(job.write_seconds() > 0.0);
+    }
+
+    #[test]
+    fn s3_urls_split_into_bucket_and_prefix() {
+        assert_eq!(split_prefix("s3://bucket"), ("s3://bucket", ""));
+        assert_eq!(split_prefix("s3://bucket/"), ("s3://bucket", "/"));
+        assert_eq!(
+            split_prefix("s3://bucket/stacks/prod"),
+            ("s3://bucket", "/stacks/prod")
+        );
+    }
+
+    /// The same wrapping as `s3://bucket/prefix`, over memory: every key lands
+    /// under the prefix in the backing store, and reads come back through it.
+    #[tokio::test]
+    async fn a_prefixed_store_keeps_every_key_under_its_prefix() {
+        let backing = Arc::new(InMemory::new());
+        let store = BlobStore::under_prefix(backing.clone(), "/stacks/prod/").expect("prefix");
+        let job = store.scoped("jobs/abc/");
+        job.put("inputs/0.jpg", Bytes::from_static(b"photo"))
+            .await
+            .expect("put");
+        assert_eq!(
+            job.get("inputs/0.jpg").await.expect("get"),
+            Bytes::from_static(b"photo")
+        );
+        let raw = BlobStore::from_object_store(backing);
+        assert_eq!(
+            raw.get("stacks/prod/jobs/abc/inputs/0.jpg")
+                .await
+                .expect("raw get"),
+            Bytes::from_static(b"photo")
+        );
+        assert!(matches!(
+            raw.get("jobs/abc/inputs/0.jpg").await,
+            Err(StorageError::NotFound { .. })
+        ));
+        assert!(matches!(
+            BlobStore::under_prefix(Arc::new(InMemory::new()), "a/../b"),
+            Err(StorageError::InvalidKey { .. })
+        ));
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn s3_urls_are_refused_with_a_reason_without_the_feature() {
+        let err = BlobStore::from_url("s3://bucket/prefix").expect_err("no s3 in this build");
+        assert!(err.to_string().contains("s3://bucket/prefix"), "{err}");
     }
 
     #[tokio::test]
