@@ -73,16 +73,41 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-/// A compose `environment`, as a map or a `KEY=VALUE` list.
+/// What compose makes of `${VAR:-default}` (the default) and `${VAR:?message}`
+/// (a required value: a placeholder here) when the variable is unset.
+fn interpolate(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').expect("closing brace");
+        let expr = &rest[start + 2..end];
+        if let Some((_, default)) = expr.split_once(":-") {
+            out.push_str(default);
+        } else if expr.contains(":?") {
+            out.push_str("required");
+        } else {
+            panic!("${{{expr}}} has neither a default nor `:?`: an unset variable would be empty");
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A compose `environment`, as a map or a `KEY=VALUE` list, interpolated.
 fn compose_env(service: &Value) -> BTreeMap<String, String> {
     match &service["environment"] {
-        Value::Mapping(m) => m.iter().map(|(k, v)| (scalar(k), scalar(v))).collect(),
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(k, v)| (scalar(k), interpolate(&scalar(v))))
+            .collect(),
         Value::Sequence(list) => list
             .iter()
             .map(|item| {
                 let s = scalar(item);
                 let (k, v) = s.split_once('=').unwrap_or((&s, ""));
-                (k.to_string(), v.to_string())
+                (k.to_string(), interpolate(v))
             })
             .collect(),
         _ => BTreeMap::new(),
@@ -159,12 +184,147 @@ fn compose_services_run_real_binaries_with_real_settings() {
             "no compose service runs atelier-{service}"
         );
     }
-    for (infra, image) in [("rabbitmq", "rabbitmq:3-management"), ("postgres", "postgres:16")] {
-        assert_eq!(services[infra]["image"], image);
+    let rabbit = scalar(&services["rabbitmq"]["image"]);
+    assert!(
+        rabbit.starts_with("rabbitmq:4.") && rabbit.ends_with("-management"),
+        "RabbitMQ must be a pinned 4.x tag with the management plugin: {rabbit}"
+    );
+    assert_eq!(services["postgres"]["image"], "postgres:16");
+    for infra in ["rabbitmq", "postgres"] {
         assert!(
             services[infra].get("healthcheck").is_some(),
             "{infra} has no healthcheck"
         );
+    }
+}
+
+/// Atelier services: those whose command is one of our binaries.
+fn atelier_services(doc: &Value) -> Vec<(String, &Value)> {
+    doc["services"]
+        .as_mapping()
+        .expect("services")
+        .iter()
+        .filter(|(_, s)| {
+            s.get("command")
+                .and_then(program)
+                .is_some_and(|p| p.starts_with("atelier"))
+        })
+        .map(|(n, s)| (scalar(n), s))
+        .collect()
+}
+
+#[test]
+fn compose_builds_one_image_that_every_atelier_service_runs() {
+    let doc = compose();
+    let services = atelier_services(&doc);
+    let builders: Vec<&String> = services
+        .iter()
+        .filter(|(_, s)| s.get("build").is_some())
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        builders.len(),
+        1,
+        "exactly one service builds the image: {builders:?}"
+    );
+    let image = &services
+        .iter()
+        .find(|(n, _)| n == builders[0])
+        .expect("builder")
+        .1["image"];
+    for (name, service) in &services {
+        assert_eq!(&service["image"], image, "{name} runs another image");
+        if service.get("build").is_none() {
+            assert_eq!(
+                service["pull_policy"], "never",
+                "{name} would try to pull the locally built image"
+            );
+        }
+    }
+}
+
+#[test]
+fn compose_publishes_on_loopback_only_and_has_no_default_password() {
+    let doc = compose();
+    let text = read("docker-compose.yml");
+    assert!(
+        !text.contains("guest"),
+        "the broker's default guest user in compose"
+    );
+    for (name, service) in doc["services"].as_mapping().expect("services") {
+        for port in service["ports"].as_sequence().into_iter().flatten().map(scalar) {
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name:?} publishes {port} beyond 127.0.0.1"
+            );
+        }
+    }
+    for (service, key, var) in [
+        ("rabbitmq", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_PASSWORD"),
+        ("postgres", "POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
+    ] {
+        let raw = scalar(&doc["services"][service]["environment"][key]);
+        assert!(
+            raw.starts_with(&format!("${{{var}:?")),
+            "{service}: {key} must be required from .env, not defaulted: {raw}"
+        );
+    }
+    for (name, service) in atelier_services(&doc) {
+        let raw = &service["environment"];
+        for key in ["ATELIER__BROKER__URL", "ATELIER__DATABASE__URL"] {
+            let url = scalar(&raw[key]);
+            assert!(
+                url.contains(":?"),
+                "{name}: {key} carries a password with a default: {url}"
+            );
+        }
+        for key in ["GEMINI_API_KEY", "REPLICATE_API_TOKEN"] {
+            assert!(
+                raw.get(key).is_some(),
+                "{name}: provider key {key} not passed from .env"
+            );
+        }
+    }
+    let example = read(".env.example");
+    for var in [
+        "RABBITMQ_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "GEMINI_API_KEY",
+        "REPLICATE_API_TOKEN",
+    ] {
+        assert!(
+            example.lines().any(|l| l.trim() == format!("{var}=")),
+            ".env.example must name {var} with an empty value"
+        );
+    }
+}
+
+#[test]
+fn compose_grace_periods_and_gateway_file_limit() {
+    let doc = compose();
+    let seconds = |v: &Value| -> u64 {
+        let s = scalar(v);
+        s.trim_end_matches('s')
+            .parse()
+            .unwrap_or_else(|_| panic!("grace {s}"))
+    };
+    for (name, service) in atelier_services(&doc) {
+        let grace = seconds(&service["stop_grace_period"]);
+        let env = compose_env(service);
+        if let Some(worker_grace) = env.get("ATELIER__WORKER__SHUTDOWN_GRACE_SECONDS")
+            && STAGES.iter().any(|s| name == *s)
+        {
+            let worker_grace: u64 = worker_grace.parse().expect("seconds");
+            assert!(
+                grace >= worker_grace + 10,
+                "{name}: stop_grace_period {grace}s leaves no room after the {worker_grace}s grace"
+            );
+        }
+    }
+    let nofile = &doc["services"]["gateway"]["ulimits"]["nofile"];
+    for limit in ["soft", "hard"] {
+        let n: u64 = scalar(&nofile[limit]).parse().expect("nofile");
+        assert!(n >= 65_536, "gateway nofile {limit} = {n}");
     }
 }
 
@@ -275,59 +435,136 @@ fn dockerfile_builds_with_the_script_packages_and_copies_every_binary() {
     }
     assert!(dockerfile.contains("FROM rust:1.95-bookworm AS builder"));
     assert!(dockerfile.contains("FROM debian:bookworm-slim"));
-    assert!(dockerfile.contains("cargo build --release --locked"));
+    assert!(dockerfile.contains("cargo build --release --locked --features atelier-storage/s3"));
+    assert!(
+        dockerfile.contains("CARGO_PROFILE_RELEASE_STRIP=symbols")
+            && dockerfile.contains("CARGO_PROFILE_RELEASE_DEBUG=false"),
+        "release binaries in the image must be stripped"
+    );
     let user = dockerfile
         .lines()
         .rfind(|l| l.starts_with("USER "))
         .expect("a USER line");
+    let uid = user["USER ".len()..].split(':').next().expect("uid").trim();
     assert!(
-        !user.contains("root") && user.trim() != "USER 0",
-        "runs as root: {user}"
+        uid.parse::<u32>().is_ok_and(|n| n != 0),
+        "runs as root or as a name Kubernetes cannot check: {user}"
     );
+    let entrypoint = "deploy/docker/entrypoint.sh";
+    assert!(dockerfile.contains(&format!("COPY {entrypoint} ")));
+    assert!(
+        read(entrypoint).contains("exec \"$@\""),
+        "the entrypoint must exec its command"
+    );
+}
+
+fn kustomization() -> Value {
+    serde_yaml::from_str(&read("deploy/k8s/kustomization.yaml")).expect("kustomization.yaml parses")
+}
+
+/// Every document of the files the kustomization deploys (which must be every
+/// manifest in deploy/k8s: none lies there unused).
+fn k8s_docs() -> Vec<Value> {
+    let dir = root().join("deploy/k8s");
+    let mut on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("deploy/k8s")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| (n.ends_with(".yaml") || n.ends_with(".yml")) && n != "kustomization.yaml")
+        .collect();
+    let mut docs = Vec::new();
+    for file in kustomization()["resources"]
+        .as_sequence()
+        .expect("resources")
+        .iter()
+        .map(scalar)
+    {
+        assert!(
+            on_disk.remove(&file),
+            "kustomization.yaml lists {file}, not in deploy/k8s"
+        );
+        let text = read(&format!("deploy/k8s/{file}"));
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{file}: {e}"));
+            if !value.is_null() {
+                assert!(value.get("kind").is_some(), "{file}: a document without kind");
+                docs.push(value);
+            }
+        }
+    }
+    assert!(
+        on_disk.is_empty(),
+        "manifests not in kustomization.yaml: {on_disk:?}"
+    );
+    docs
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &'static str) -> impl Iterator<Item = &'a Value> {
+    docs.iter().filter(move |d| d["kind"] == kind)
+}
+
+/// `KEY=VALUE` lines of an env file (comments and blanks skipped).
+fn env_file(rel: &str) -> BTreeMap<String, String> {
+    read(rel)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("{rel}: {l}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// The ConfigMap's variables, the generated Secret's keys (from the committed
+/// example, with placeholders for the values the operator fills in) and a
+/// container's own `env`.
+fn container_settings_vars(docs: &[Value], container: &Value) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for d in of_kind(docs, "ConfigMap") {
+        if let Some(map) = d.get("data").and_then(Value::as_mapping) {
+            vars.extend(atelier_vars(map.iter().map(|(k, v)| (scalar(k), scalar(v)))));
+        }
+    }
+    vars.extend(atelier_vars(
+        env_file("deploy/k8s/secrets.env.example")
+            .into_keys()
+            .map(|k| (k, "placeholder".to_string())),
+    ));
+    for e in container["env"].as_sequence().into_iter().flatten() {
+        vars.extend(atelier_vars([(scalar(&e["name"]), scalar(&e["value"]))]));
+    }
+    vars
+}
+
+fn containers(deployment: &Value) -> &Vec<Value> {
+    deployment["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .expect("containers")
 }
 
 #[test]
 fn k8s_manifests_parse_and_name_real_binaries_settings_and_queues() {
     let bins = binaries();
-    let dir = root().join("deploy/k8s");
-    let mut docs = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("deploy/k8s")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no manifests in deploy/k8s");
-    for file in &files {
-        let text = std::fs::read_to_string(file).expect("read");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            if !value.is_null() {
-                assert!(
-                    value.get("kind").is_some(),
-                    "{}: a document without kind",
-                    file.display()
-                );
-                docs.push(value);
-            }
-        }
-    }
-    let of_kind = |kind: &'static str| docs.iter().filter(move |d| d["kind"] == kind);
+    let docs = k8s_docs();
 
     let mut deployments = BTreeMap::new();
-    for d in of_kind("Deployment") {
+    let mut settings_of = BTreeMap::new();
+    for d in of_kind(&docs, "Deployment") {
         let name = scalar(&d["metadata"]["name"]);
-        let containers = d["spec"]["template"]["spec"]["containers"]
-            .as_sequence()
-            .expect("containers");
-        for c in containers {
-            let prog = program(&c["command"])
-                .unwrap_or_else(|| panic!("Deployment {name}: a container without command"));
+        for c in containers(d) {
+            // Either `command`, or `args` run by the image's entrypoint.
+            let prog = program(c.get("command").unwrap_or(&c["args"]))
+                .unwrap_or_else(|| panic!("Deployment {name}: a container without command or args"));
             assert!(
                 bins.contains(&prog),
                 "Deployment {name} runs `{prog}`, not a [[bin]]"
             );
             deployments.insert(name.clone(), prog);
+            let vars = container_settings_vars(&docs, c);
+            settings_of.insert(
+                name.clone(),
+                assert_settings_accept(&format!("Deployment {name}"), &vars),
+            );
         }
     }
     for service in ["gateway", "status"].into_iter().chain(STAGES) {
@@ -337,22 +574,12 @@ fn k8s_manifests_parse_and_name_real_binaries_settings_and_queues() {
             "no Deployment runs {bin}"
         );
     }
-
-    let mut config = BTreeMap::new();
-    for d in of_kind("ConfigMap").chain(of_kind("Secret")) {
-        for section in ["data", "stringData"] {
-            if let Some(map) = d.get(section).and_then(Value::as_mapping) {
-                config.extend(atelier_vars(map.iter().map(|(k, v)| (scalar(k), scalar(v)))));
-            }
-        }
-    }
-    assert!(!config.is_empty(), "no ATELIER__ variables in the ConfigMap");
-    let settings = assert_settings_accept("deploy/k8s ConfigMap and Secret", &config);
+    let settings = &settings_of["atelier-gateway"];
     for (service, bind) in [
         ("atelier-gateway", &settings.gateway.bind),
         ("atelier-status", &settings.status.bind),
     ] {
-        let svc = of_kind("Service")
+        let svc = of_kind(&docs, "Service")
             .find(|s| s["metadata"]["name"] == service)
             .unwrap_or_else(|| panic!("no Service {service}"));
         let ports: Vec<String> = svc["spec"]["ports"]
@@ -368,7 +595,7 @@ fn k8s_manifests_parse_and_name_real_binaries_settings_and_queues() {
     }
 
     let mut scaled = BTreeMap::new();
-    for so in of_kind("ScaledObject") {
+    for so in of_kind(&docs, "ScaledObject") {
         let target = scalar(&so["spec"]["scaleTargetRef"]["name"]);
         assert!(
             deployments.contains_key(&target),
@@ -376,15 +603,202 @@ fn k8s_manifests_parse_and_name_real_binaries_settings_and_queues() {
         );
         let trigger = &so["spec"]["triggers"][0];
         assert_eq!(trigger["type"], "rabbitmq");
-        scaled.insert(
-            deployments[&target].clone(),
-            scalar(&trigger["metadata"]["queueName"]),
-        );
+        scaled.insert(deployments[&target].clone(), trigger["metadata"].clone());
     }
     for stage in STAGES {
-        let queue = scaled
+        let meta = scaled
             .get(&format!("atelier-{stage}"))
             .unwrap_or_else(|| panic!("no ScaledObject for {stage}"));
-        assert_eq!(*queue, format!("{}.{stage}", settings.broker.prefix));
+        let prefix = &settings.broker.prefix;
+        // The first stage consumes its bounded intake and its resume queue: both count.
+        if stage == "analysis" {
+            assert_eq!(meta["useRegex"], "true");
+            assert_eq!(meta["operation"], "sum");
+            assert_eq!(
+                scalar(&meta["queueName"]),
+                format!("^{prefix}\\.{stage}(\\.resume)?$")
+            );
+        } else {
+            assert_eq!(scalar(&meta["queueName"]), format!("{prefix}.{stage}"));
+        }
+    }
+}
+
+/// The pod and container fields of Pod Security's `restricted` profile, a
+/// writable /tmp under a read-only root, and probes on every container.
+#[test]
+fn k8s_pods_are_restricted_and_probed() {
+    let docs = k8s_docs();
+    for d in of_kind(&docs, "Deployment") {
+        let name = scalar(&d["metadata"]["name"]);
+        let pod = &d["spec"]["template"]["spec"];
+        let psc = &pod["securityContext"];
+        assert_eq!(psc["runAsNonRoot"], true, "{name}");
+        assert!(
+            psc["runAsUser"].as_u64().is_some_and(|u| u > 0),
+            "{name}: numeric non-root runAsUser"
+        );
+        assert_eq!(psc["seccompProfile"]["type"], "RuntimeDefault", "{name}");
+        assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+        let tmp_volumes: BTreeSet<String> = pod["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|v| v.get("emptyDir").is_some())
+            .map(|v| scalar(&v["name"]))
+            .collect();
+        for c in containers(d) {
+            let csc = &c["securityContext"];
+            assert_eq!(csc["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(csc["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(csc["capabilities"]["drop"][0], "ALL", "{name}");
+            assert!(
+                c["volumeMounts"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|m| { m["mountPath"] == "/tmp" && tmp_volumes.contains(&scalar(&m["name"])) }),
+                "{name}: no emptyDir at /tmp under a read-only root"
+            );
+            assert!(c.get("readinessProbe").is_some(), "{name}: no readiness probe");
+            assert!(c.get("livenessProbe").is_some(), "{name}: no liveness probe");
+            assert!(
+                c["resources"]["requests"].get("memory").is_some()
+                    && c["resources"]["limits"].get("memory").is_some(),
+                "{name}: memory request and limit"
+            );
+        }
+    }
+}
+
+/// KEDA counts ready + unacked messages, one replica per `concurrency` of
+/// them; a scaled-in worker has the time to finish its longest job.
+#[test]
+fn keda_counts_work_in_progress_and_never_cuts_a_job_short() {
+    let docs = k8s_docs();
+    let deployments: BTreeMap<String, &Value> = of_kind(&docs, "Deployment")
+        .map(|d| (scalar(&d["metadata"]["name"]), d))
+        .collect();
+    let mut longest_grace = 0;
+    let mut windows = Vec::new();
+    for so in of_kind(&docs, "ScaledObject") {
+        let target = scalar(&so["spec"]["scaleTargetRef"]["name"]);
+        let deployment = deployments[&target];
+        let container = &containers(deployment)[0];
+        let settings = assert_settings_accept(&target, &container_settings_vars(&docs, container));
+        let spec = &so["spec"];
+        let meta = &spec["triggers"][0]["metadata"];
+        assert_eq!(
+            meta["protocol"], "http",
+            "{target}: AMQP counts ready messages only"
+        );
+        assert_eq!(meta["mode"], "QueueLength", "{target}");
+        assert_ne!(meta["excludeUnacknowledged"], "true", "{target}");
+        let value: u64 = scalar(&meta["value"]).parse().expect("value");
+        assert_eq!(
+            value,
+            u64::from(settings.worker_concurrency()),
+            "{target}: the target per replica is the worker's concurrency"
+        );
+        let min = spec["minReplicaCount"].as_u64().expect("min");
+        let max = spec["maxReplicaCount"].as_u64().expect("max");
+        assert!(1 <= min && min <= max, "{target}: min {min} max {max}");
+        let fallback = spec["fallback"]["replicas"].as_u64().expect("fallback replicas");
+        assert!(
+            min <= fallback && fallback <= max,
+            "{target}: fallback {fallback}"
+        );
+        windows.push((
+            target.clone(),
+            spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+                ["stabilizationWindowSeconds"]
+                .as_u64()
+                .expect("scale-down stabilizationWindowSeconds"),
+        ));
+        let grace = settings.worker.shutdown_grace_seconds;
+        longest_grace = longest_grace.max(grace);
+        let termination = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .expect("terminationGracePeriodSeconds");
+        assert!(
+            termination >= grace + 10,
+            "{target}: terminationGracePeriodSeconds {termination} vs worker grace {grace}"
+        );
+    }
+    assert_eq!(windows.len(), STAGES.len(), "one ScaledObject per stage");
+    for (target, window) in windows {
+        assert!(
+            window > longest_grace,
+            "{target}: scale-down window {window}s not longer than the longest stage ({longest_grace}s)"
+        );
+    }
+    let auth = of_kind(&docs, "TriggerAuthentication")
+        .next()
+        .expect("TriggerAuthentication");
+    let secret = scalar(&auth["spec"]["secretTargetRef"][0]["name"]);
+    assert!(
+        kustomization()["secretGenerator"]
+            .as_sequence()
+            .expect("secretGenerator")
+            .iter()
+            .any(|g| scalar(&g["name"]) == secret),
+        "KEDA reads Secret {secret}, which nothing generates"
+    );
+}
+
+#[test]
+fn every_deployment_has_a_disruption_budget() {
+    let docs = k8s_docs();
+    for d in of_kind(&docs, "Deployment") {
+        let name = scalar(&d["metadata"]["name"]);
+        let labels = &d["spec"]["template"]["metadata"]["labels"];
+        let covered = of_kind(&docs, "PodDisruptionBudget").any(|pdb| {
+            pdb["spec"]["selector"]["matchLabels"]
+                .as_mapping()
+                .expect("matchLabels")
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
+        });
+        assert!(covered, "no PodDisruptionBudget selects {name}");
+    }
+}
+
+#[test]
+fn kustomization_sets_namespace_image_and_generated_secrets() {
+    let k = kustomization();
+    let docs = k8s_docs();
+    let namespace = scalar(&k["namespace"]);
+    assert!(
+        of_kind(&docs, "Namespace").any(|n| scalar(&n["metadata"]["name"]) == namespace),
+        "the namespace {namespace} is not created"
+    );
+    let images: Vec<String> = k["images"]
+        .as_sequence()
+        .expect("images:")
+        .iter()
+        .map(|i| scalar(&i["name"]))
+        .collect();
+    for d in of_kind(&docs, "Deployment") {
+        for c in containers(d) {
+            let image = scalar(&c["image"]);
+            let name = image.split(':').next().expect("name");
+            assert!(images.iter().any(|i| i == name), "images: does not set {image}");
+        }
+    }
+    assert!(
+        of_kind(&docs, "Secret").next().is_none(),
+        "a Secret committed in deploy/k8s: generate it from an uncommitted env file"
+    );
+    let ignored = read(".gitignore");
+    for generator in k["secretGenerator"].as_sequence().expect("secretGenerator") {
+        for env in generator["envs"].as_sequence().expect("envs").iter().map(scalar) {
+            assert!(
+                ignored.lines().any(|l| l.trim() == format!("deploy/k8s/{env}")),
+                "deploy/k8s/{env} is not git-ignored"
+            );
+            for (key, value) in env_file(&format!("deploy/k8s/{env}.example")) {
+                assert!(value.is_empty(), "{env}.example gives {key} a value");
+            }
+        }
     }
 }
