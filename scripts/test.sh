@@ -3,23 +3,30 @@
 # suite (unit, integration and end-to-end) with cargo-nextest. Installs what is
 # missing and starts RabbitMQ and PostgreSQL when they are not running.
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/tools.sh"
 cd "$ATELIER_ROOT"
 
 ensure_build_deps
 ensure_services
 ensure_nextest
+ensure_py_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The S3 blob store is a feature (the image builds with it): lint it too.
+cargo clippy -p atelier-storage --features s3 --all-targets --locked -- -D warnings
 
-# The compose file, validated without a Docker engine by Debian's docker-compose (v1);
-# the Rust test crates/core/tests/deploy_files.rs checks it (and k8s) in more depth.
-log "docker-compose config"
-ensure_apt docker-compose
-docker-compose -f docker-compose.yml config -q
+# Kubernetes (API schemas + KEDA CRDs, strict), compose spec, hadolint, buf lint;
+# crates/core/tests/deploy_files.rs checks what they mean (binaries, settings,
+# ports, grace periods, KEDA values) in more depth.
+log "deployment files"
+scripts/check-deploy.sh
+
+log "scaling model (docs/scaling.md)"
+python3 scripts/scaling/test_sim.py
 
 # Doc tests first (nextest does not run them), so nextest's summary closes the run.
 log "doc tests"
@@ -34,6 +41,10 @@ export ATELIER_FUZZ_CASES="${ATELIER_FUZZ_CASES:-64}"
 log "cargo nextest"
 status=0
 cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/^restart_/)' || status=$?
+# The S3 store against moto's S3-compatible server (installed by ensure_py_tools).
+log "cargo nextest: S3 blob store"
+ATELIER_TEST_MOTO_SERVER="$(py_tool moto_server)" \
+  cargo nextest run -p atelier-storage --features s3 --locked --no-fail-fast || status=$?
 log "cargo nextest: broker restart tests, alone"
 cargo nextest run --workspace --locked --no-fail-fast --test-threads 1 -E 'test(/^restart_/)' || status=$?
 ensure_rabbitmq
