@@ -4,7 +4,8 @@
 # closed-loop load by `atelier bench`, then the model fed with the stage
 # timings that same run measured (GET /api/v1/status/queue), with the same
 # clients and jobs. Prints measured and predicted p50/p95 and throughput, and
-# what one job cost: CPU seconds per stage process, blob bytes written.
+# what one job cost: CPU seconds per stage process, blob bytes written, and
+# each process's peak RSS.
 #
 # Usage: scripts/scaling/validate.sh [requests] [clients]     (default 40 4)
 #   ATELIER_BIN_DIR       binaries to run (default: the release build)
@@ -27,7 +28,15 @@ bin="${ATELIER_BIN_DIR:-${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release}/ateli
 scripts/stack.sh down >/dev/null 2>&1 || true
 rm -rf "$ATELIER_ROOT/.stack/blobs"
 scripts/stack.sh up
-trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
+# Stop the stack, then drop this run's schema and queues (results stay in $out).
+cleanup() {
+  scripts/stack.sh down >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qc "drop schema if exists $run cascade" >/dev/null 2>&1 || true
+  for q in $(as_root rabbitmqctl -q list_queues name 2>/dev/null | grep "^$run\."); do
+    as_root rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
 mkdir -p "$out"
 
 # CPU seconds (user + system) of a service's process so far.
@@ -56,10 +65,18 @@ blob_bytes="$(du -sb "$ATELIER_ROOT/.stack/blobs" | cut -f1)"
   for s in "${services[@]}"; do
     echo "cpu seconds per job, $s: $(echo "scale=3; ($(cpu_seconds "$s") - ${cpu_before[$s]}) / $requests" | bc)"
   done
+  # Peak resident memory of each process over the run (deploy/README.md: resources).
+  for s in "${services[@]}"; do
+    echo "peak RSS, $s: $(awk '/^VmHWM/ {print $2, $3}' "/proc/$(cat "$ATELIER_ROOT/.stack/$s.pid")/status")"
+  done
 } | tee "$out/costs.txt"
 
 log "predicted by scripts/scaling/sim.py from this run's stage timings"
-python3 -c 'import json,sys; [print(f"  {s[\"stage\"]:12} p50 {s[\"p50\"]:.3f}s  p95 {s[\"p95\"]:.3f}s") for s in json.load(open(sys.argv[1]))["stages"]]' "$out/queue.json"
+python3 - "$out/queue.json" <<'PY'
+import json, sys
+for s in json.load(open(sys.argv[1]))["stages"]:
+    print(f"  {s['stage']:16} p50 {s['p50']:.3f}s  p95 {s['p95']:.3f}s")
+PY
 python3 scripts/scaling/sim.py --stages "$out/queue.json" --concurrency "$concurrency" --replicas 1 \
   --closed "$clients" --requests "$requests" | tee "$out/predicted.json"
 log "results in $out"
