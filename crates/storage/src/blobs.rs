@@ -215,6 +215,7 @@ impl JobBlobs {
 }
 
 /// `scheme://bucket/some/prefix` → (`scheme://bucket`, `some/prefix`).
+#[cfg(any(feature = "s3", test))]
 fn split_prefix(url: &str) -> (&str, &str) {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     match url[after_scheme..].find('/') {
