@@ -321,6 +321,10 @@ pub struct StatusSettings {
     pub bind: String,
     pub timing_window_seconds: u32,
     pub rabbitmq_poll_ms: u64,
+    /// On SIGTERM, how long health answers NOT_SERVING while calls are still
+    /// served (so load balancers and clients move away) before `WatchJob`
+    /// streams end with UNAVAILABLE and the server stops.
+    pub drain_delay_seconds: u64,
 }
 
 /// How log lines are written.

@@ -802,3 +802,58 @@ fn kustomization_sets_namespace_image_and_generated_secrets() {
         }
     }
 }
+
+/// The gateway and the status service drain themselves on SIGTERM (readiness
+/// fails, a delay, then open requests get their grace): Kubernetes and compose
+/// must wait for all of it.
+#[test]
+fn the_gateway_and_status_are_given_the_time_to_drain() {
+    const MARGIN_SECONDS: u64 = 5;
+    let docs = k8s_docs();
+    let gateway = of_kind(&docs, "Deployment")
+        .find(|d| d["metadata"]["name"] == "atelier-gateway")
+        .expect("gateway Deployment");
+    let container = &containers(gateway)[0];
+    let settings = assert_settings_accept("gateway", &container_settings_vars(&docs, container));
+    let drain = settings.gateway.drain_delay_seconds + settings.gateway.shutdown_grace_seconds;
+    let termination = gateway["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds");
+    assert!(
+        termination >= drain + MARGIN_SECONDS,
+        "gateway: terminationGracePeriodSeconds {termination} < drain {drain} + {MARGIN_SECONDS}"
+    );
+    let compose = compose();
+    let stop = scalar(&compose["services"]["gateway"]["stop_grace_period"]);
+    let stop: u64 = stop.trim_end_matches('s').parse().expect("seconds");
+    assert!(
+        stop >= drain + MARGIN_SECONDS,
+        "compose gateway stop_grace_period {stop}s"
+    );
+    // Probes on the ops listener, which must then listen beyond loopback.
+    let ops_bind = settings.ops.bind_for("gateway");
+    assert!(
+        !ops_bind.starts_with("127."),
+        "gateway ops listener on {ops_bind}"
+    );
+    let ops_port = container["ports"]
+        .as_sequence()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == "ops")
+        .map(|p| scalar(&p["containerPort"]))
+        .expect("an `ops` container port");
+    assert_eq!(ops_port, port_of(&ops_bind));
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "ops");
+
+    let status = of_kind(&docs, "Deployment")
+        .find(|d| d["metadata"]["name"] == "atelier-status")
+        .expect("status Deployment");
+    let termination = status["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds");
+    assert!(
+        termination >= settings.status.drain_delay_seconds + MARGIN_SECONDS,
+        "status: terminationGracePeriodSeconds {termination} < its drain"
+    );
+}

@@ -12,6 +12,7 @@ use atelier_proto::v1::{self, status_service_server::StatusService};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::convert::status_of;
@@ -19,6 +20,8 @@ use crate::{EventHub, QueueWatch};
 
 /// Events a slow `WatchJob` client may lag behind before its stream ends.
 const WATCH_BUFFER: usize = 64;
+/// What a `WatchJob` stream ends with when the service drains.
+pub const DRAINING: &str = "the status service is shutting down: watch again to reconnect";
 
 /// The gRPC service.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct StatusApi {
     queues: QueueWatch,
     hub: EventHub,
     settings: Arc<Settings>,
+    /// Cancelled when the service drains: open `WatchJob` streams end.
+    streams_end: CancellationToken,
 }
 
 impl StatusApi {
@@ -37,7 +42,15 @@ impl StatusApi {
             queues,
             hub,
             settings,
+            streams_end: CancellationToken::new(),
         }
+    }
+
+    /// The same service, whose `WatchJob` streams end with UNAVAILABLE
+    /// ([`DRAINING`]) once `streams_end` is cancelled.
+    pub fn ending_streams_on(mut self, streams_end: CancellationToken) -> Self {
+        self.streams_end = streams_end;
+        self
     }
 }
 
@@ -119,6 +132,7 @@ impl StatusService for StatusApi {
         };
         let history = self.store.events(id).await.map_err(internal)?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let streams_end = self.streams_end.clone();
         tokio::spawn(async move {
             let mut seen = HashSet::new();
             for stored in &history {
@@ -132,7 +146,14 @@ impl StatusService for StatusApi {
                 return;
             }
             loop {
-                match live.recv().await {
+                let received = tokio::select! {
+                    () = streams_end.cancelled() => {
+                        let _ = tx.send(Err(Status::unavailable(DRAINING))).await;
+                        return;
+                    }
+                    received = live.recv() => received,
+                };
+                match received {
                     Ok(event) if event.job == id => {
                         if !seen.insert(event.identity()) {
                             continue;

@@ -35,7 +35,9 @@ pub enum StatusError {
 }
 
 /// Records events from `bus` into `store` and serves `StatusService` (with
-/// health and reflection) on `listener` until `shutdown`.
+/// health and reflection) on `listener` until `shutdown`, then drains: health
+/// NOT_SERVING at once, calls served for `status.drain_delay_seconds`, then
+/// `WatchJob` streams end with UNAVAILABLE and the server stops.
 pub async fn run(
     settings: Arc<Settings>,
     store: Arc<dyn Store>,
@@ -73,7 +75,25 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let api = StatusApi::new(store, queues, hub, settings);
+    // Drain: on `shutdown`, health says NOT_SERVING while calls are still
+    // served for the drain delay, then streams end and the server stops.
+    let streams_end = CancellationToken::new();
+    let drainer = {
+        let (shutdown, streams_end) = (shutdown.clone(), streams_end.clone());
+        let delay = Duration::from_secs(settings.status.drain_delay_seconds);
+        let health = health.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            health.set_not_serving::<StatusServiceServer<StatusApi>>().await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            tracing::info!(?delay, "draining: health NOT_SERVING, still serving");
+            tokio::time::sleep(delay).await;
+            streams_end.cancel();
+        })
+    };
+    let api = StatusApi::new(store, queues, hub, settings).ending_streams_on(streams_end.clone());
     let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -81,10 +101,11 @@ pub async fn run(
         .add_service(StatusServiceServer::new(api))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown.clone().cancelled_owned(),
+            streams_end.cancelled_owned(),
         )
         .await;
     shutdown.cancel();
+    drainer.abort();
     match recorder.await {
         Ok(Err(error)) => tracing::warn!(%error, "the event recorder stopped"),
         Err(error) => tracing::warn!(%error, "the event recorder died"),

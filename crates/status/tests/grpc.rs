@@ -18,8 +18,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 async fn start() -> (Settings, Channel, CancellationToken) {
+    let (settings, channel, shutdown, _) = start_with(&[]).await;
+    (settings, channel, shutdown)
+}
+
+type Served = tokio::task::JoinHandle<Result<(), atelier_status::StatusError>>;
+
+/// The status service with extra settings, and its task (to see it stop).
+async fn start_with(extra: &[(&str, &str)]) -> (Settings, Channel, CancellationToken, Served) {
     let tag = uuid::Uuid::new_v4().simple().to_string();
-    let vars = [
+    let mut vars = vec![
         ("ATELIER__BROKER__PREFIX".to_string(), format!("ts{}", &tag[..12])),
         (
             "ATELIER__DATABASE__SCHEMA".to_string(),
@@ -28,10 +36,11 @@ async fn start() -> (Settings, Channel, CancellationToken) {
         ("ATELIER__STATUS__BIND".to_string(), "127.0.0.1:0".to_string()),
         ("ATELIER__STATUS__RABBITMQ_POLL_MS".to_string(), "100".to_string()),
     ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("settings");
     let shutdown = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(atelier_status::serve(
+    let served = tokio::spawn(atelier_status::serve(
         settings.clone(),
         shutdown.clone(),
         Some(tx),
@@ -42,7 +51,7 @@ async fn start() -> (Settings, Channel, CancellationToken) {
         .connect()
         .await
         .expect("connects");
-    (settings, channel, shutdown)
+    (settings, channel, shutdown, served)
 }
 
 /// Drops the test's schema and queues (best effort).
@@ -285,5 +294,76 @@ async fn an_event_the_store_refuses_is_dead_lettered_and_the_rest_flow_on() {
         atelier_core::event::JobStatus::Queued
     );
     shutdown.cancel();
+    cleanup(&settings).await;
+}
+
+/// SIGTERM (the shutdown token): health says NOT_SERVING at once while calls
+/// are still answered; after the drain delay an open WatchJob stream ends with
+/// UNAVAILABLE (the client reconnects elsewhere) and the service stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_fails_health_first_then_ends_streams_and_stops() {
+    const DRAIN_SECONDS: u64 = 2;
+    /// Room for the stop itself on a loaded machine.
+    const MARGIN: Duration = Duration::from_secs(8);
+    let drain = DRAIN_SECONDS.to_string();
+    let (settings, channel, shutdown, served) =
+        start_with(&[("ATELIER__STATUS__DRAIN_DELAY_SECONDS", &drain)]).await;
+    let store = PgJobStore::connect(&settings.database).await.expect("store");
+    let id = create_job(&store).await;
+    let mut client = StatusServiceClient::new(channel.clone());
+    let mut watch = client
+        .watch_job(v1::GetJobRequest {
+            job_id: id.to_string(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+
+    let started = Instant::now();
+    shutdown.cancel();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+    loop {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health still answers while draining")
+            .into_inner()
+            .status;
+        if status == not_serving {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(DRAIN_SECONDS),
+            "health still SERVING after the drain delay"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still answering calls during the drain.
+    client
+        .get_job(v1::GetJobRequest {
+            job_id: id.to_string(),
+        })
+        .await
+        .expect("calls answered while draining");
+
+    let ended = tokio::time::timeout(Duration::from_secs(DRAIN_SECONDS) + MARGIN, watch.next())
+        .await
+        .expect("the stream ends within the drain")
+        .expect("a last message");
+    let status = ended.expect_err("the stream ends with a status");
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        started.elapsed() >= Duration::from_secs(DRAIN_SECONDS),
+        "streams ended before the drain delay: {:?}",
+        started.elapsed()
+    );
+    tokio::time::timeout(MARGIN, served)
+        .await
+        .expect("the service stops after its drain")
+        .expect("task")
+        .expect("stops cleanly");
     cleanup(&settings).await;
 }
