@@ -26,11 +26,15 @@ url="http://127.0.0.1:$ATELIER_GATEWAY_PORT"
 bin="${ATELIER_BIN_DIR:-${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release}/atelier"
 
 scripts/stack.sh down >/dev/null 2>&1 || true
-rm -rf "$ATELIER_ROOT/.stack/blobs"
+# A fresh schema needs a fresh key (stack.sh makes one when the file is missing).
+rm -rf "$ATELIER_ROOT/.stack/blobs" "$ATELIER_ROOT/.stack/api-key"
 scripts/stack.sh up
+ATELIER_API_KEY="$(cat "$ATELIER_ROOT/.stack/api-key")"
+export ATELIER_API_KEY
 # Stop the stack, then drop this run's schema and queues (results stay in $out).
 cleanup() {
   scripts/stack.sh down >/dev/null 2>&1 || true
+  rm -f "$ATELIER_ROOT/.stack/api-key"
   psql -h 127.0.0.1 -U postgres -qc "drop schema if exists $run cascade" >/dev/null 2>&1 || true
   for q in $(as_root rabbitmqctl -q list_queues name 2>/dev/null | grep "^$run\."); do
     as_root rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
@@ -56,7 +60,7 @@ started=$(date +%s.%N)
   --upscale --backgrounds 1,1,1 --image examples/shirt-front.jpg | tee "$out/bench.txt"
 elapsed=$(echo "$(date +%s.%N) - $started" | bc)
 
-curl -fsS "$url/api/v1/status/queue" >"$out/queue.json"
+curl -fsS -H "Authorization: Bearer $ATELIER_API_KEY" "$url/api/v1/status/queue" >"$out/queue.json"
 blob_bytes="$(du -sb "$ATELIER_ROOT/.stack/blobs" | cut -f1)"
 {
   echo "wall seconds: $elapsed"
