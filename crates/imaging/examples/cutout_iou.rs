@@ -57,7 +57,13 @@ fn main() {
                     ious.push(v);
                     notes.push(confidence_note(&a));
                     if let Some(dir) = &out {
-                        save(dir, &format!("{}-{seed}", kind.name()), &a.mask, &g.image);
+                        save(
+                            dir,
+                            &format!("{}-{seed}", kind.name()),
+                            &a.mask,
+                            &g.mask,
+                            &g.image,
+                        );
                     }
                 }
                 Err(e) => {
@@ -88,18 +94,26 @@ fn main() {
 }
 
 fn confidence_note(a: &atelier_imaging::analysis::Analyzed) -> String {
-    format!("coverage {:.2}", a.analysis.coverage)
+    format!("confidence {:.2}", a.analysis.mask_confidence)
 }
 
-fn save(dir: &Path, name: &str, mask: &GrayImage, photo: &image::RgbImage) {
-    let _ = mask.save(dir.join(format!("{name}.mask.png")));
-    let small = image::imageops::resize(
-        photo,
-        mask.width(),
-        mask.height(),
-        image::imageops::FilterType::Triangle,
-    );
-    let _ = small.save(dir.join(format!("{name}.photo.png")));
+/// Writes the photo with the errors painted in: red where the mask claims
+/// backdrop as garment, blue where it misses garment.
+fn save(dir: &Path, name: &str, mask: &GrayImage, truth: &GrayImage, photo: &image::RgbImage) {
+    let (w, h) = truth.dimensions();
+    let mask = image::imageops::resize(mask, w, h, image::imageops::FilterType::Triangle);
+    let view = image::RgbImage::from_fn(w, h, |x, y| {
+        let (p, t) = (
+            mask.get_pixel(x, y).0[0] >= 128,
+            truth.get_pixel(x, y).0[0] >= 128,
+        );
+        match (p, t) {
+            (true, false) => image::Rgb([255, 0, 0]),
+            (false, true) => image::Rgb([0, 0, 255]),
+            _ => *photo.get_pixel(x, y),
+        }
+    });
+    let _ = view.save(dir.join(format!("{name}.errors.png")));
 }
 
 fn real_photos(dir: &Path, settings: &atelier_core::settings::AnalysisSettings, out: Option<&Path>) {
@@ -137,7 +151,7 @@ fn real_photos(dir: &Path, settings: &atelier_core::settings::AnalysisSettings, 
                     confidence_note(&a)
                 );
                 if let Some(dir) = out {
-                    save(dir, &name, &a.mask, &photo);
+                    save(dir, &name, &a.mask, &truth, &photo);
                 }
             }
             Err(e) => {
