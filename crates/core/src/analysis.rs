@@ -45,6 +45,11 @@ pub enum MaskSource {
     Backdrop,
 }
 
+/// Confidence of analyses stored before `mask_confidence` existed.
+fn full_confidence() -> f32 {
+    1.0
+}
+
 /// Brightness statistics of the whole photo.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Exposure {
@@ -68,6 +73,12 @@ pub struct ImageAnalysis {
     pub bounding_box: BoundingBox,
     /// Fraction of the photo covered by the garment (0–1).
     pub coverage: f32,
+    /// How far the mask can be trusted, 0–1: 1 for the photo's own alpha; for a
+    /// cut-out, from the backdrop's uniformity, the mask outline's agreement with
+    /// the photo's edges, the coverage and the fragmentation. Below
+    /// `analysis.min_mask_confidence` the local path refuses the photo.
+    #[serde(default = "full_confidence")]
+    pub mask_confidence: f32,
     /// Estimated backdrop colour at the photo's centre, `#rrggbb`.
     pub backdrop_color: String,
     /// Dominant garment colours, largest share first.
@@ -245,6 +256,7 @@ mod tests {
                 height: 1,
             },
             coverage: 1.0,
+            mask_confidence: 1.0,
             backdrop_color: "#ffffff".into(),
             palette: vec![],
             exposure: Exposure {

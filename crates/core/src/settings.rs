@@ -66,6 +66,28 @@ pub struct AnalysisSettings {
     pub working_max_side: u32,
     pub palette_size: usize,
     pub max_color_samples: usize,
+    /// Below this `mask_confidence` the local path refuses a photo
+    /// (`unsuitable_photo`) instead of compositing a broken cut-out.
+    pub min_mask_confidence: f32,
+    /// Which segmenter gives the cut-out its first labelling.
+    pub segmenter: SegmenterKind,
+    /// ONNX segmentation model (`segmenter = "onnx"`): file path, square input
+    /// side, and per-channel normalisation of RGB in 0–1 (`(x - mean) / std`).
+    pub onnx_model: String,
+    pub onnx_input_size: u32,
+    pub onnx_mean: [f32; 3],
+    pub onnx_std: [f32; 3],
+}
+
+/// The first labelling of the local cut-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmenterKind {
+    /// Edges, colour, texture and region coherence (no model).
+    Classic,
+    /// A salient-object segmentation model through tract-onnx, refined by the
+    /// classic cut-out's colour models, smoothness term and guided filter.
+    Onnx,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -422,6 +444,19 @@ impl Settings {
         }
         if self.analysis.palette_size == 0 || self.analysis.working_max_side < 64 {
             return bad("analysis.palette_size must be positive and working_max_side at least 64");
+        }
+        let a = &self.analysis;
+        if !(0.0..=1.0).contains(&a.min_mask_confidence) {
+            return bad("analysis.min_mask_confidence must be in [0, 1]");
+        }
+        if a.segmenter == SegmenterKind::Onnx
+            && (a.onnx_model.trim().is_empty()
+                || a.onnx_input_size < 16
+                || a.onnx_std.iter().any(|s| *s <= 0.0))
+        {
+            return bad(
+                "analysis.segmenter = \"onnx\" needs analysis.onnx_model, onnx_input_size >= 16 and positive onnx_std",
+            );
         }
         if self.broker.max_attempts == 0 || self.broker.retry_delays_ms.is_empty() {
             return bad("broker.max_attempts must be at least 1 and broker.retry_delays_ms not empty");

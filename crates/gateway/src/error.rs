@@ -305,6 +305,15 @@ mod tests {
         let body = e.body();
         assert_eq!(body.error.field.as_deref(), Some("inputImages[0].url"));
         assert_eq!(body.error.request_id.as_deref(), Some("j1"));
+        let refused = ApiError::JobFailed {
+            job: "j2".into(),
+            failure: JobFailure::new("unsuitable_photo", "not plain enough").with_field("inputImages[1].url"),
+        };
+        assert_eq!(
+            refused.status_and_code(),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unsuitable_photo")
+        );
+        assert_eq!(refused.body().error.field.as_deref(), Some("inputImages[1].url"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn input(shape: GarmentShape, w: u32, h: u32) -> (RgbImage, GrayImage, ImageAnal
         mask_source: MaskSource::Backdrop,
         bounding_box: BoundingBox { x, y, width, height },
         coverage: 0.3,
+        mask_confidence: 1.0,
         backdrop_color: "#e6e4df".into(),
         palette: vec![ColorShare {
             hex: hex(g.fabric),

@@ -4,18 +4,19 @@
 //! [`analyze`] is the whole analysis stage of the local analyser. It works on a
 //! working copy no larger than `working_max_side` (box-filtered, which also
 //! averages away sensor noise), finds the garment either from the photo's alpha
-//! channel or by separating it from a smooth backdrop model fitted to the borders
-//! (see the `backdrop` and `mask` submodules for how, and for the limits), and
-//! clusters its colours in OKLab. Exposure and sharpness are measured on the
+//! channel or by cutting it out against a smooth backdrop model fitted to the
+//! borders (colour, edges, texture and region coherence, a GrabCut-style
+//! refinement and a guided-filter alpha: see the `cutout` submodule for how, and
+//! for the limits), and clusters its colours in OKLab. Exposure and sharpness are measured on the
 //! full-resolution pixels alongside (the current rayon pool runs both, and
 //! the per-pixel passes of the mask split rows across it).
 //!
-//! Pipeline: working copy → (alpha | border fit → per-pixel score → adaptive
-//! threshold → specks dropped, holes filled, edge softened) → box, coverage,
-//! palette. About 20 ms for a 1200×1600 photo on two cores (`cargo bench -p
-//! atelier-imaging --bench analysis`).
+//! Pipeline: working copy → (alpha | border fit → cut-out) → box, coverage,
+//! palette. See docs/benchmarks.md for the time (`cargo bench -p atelier-imaging
+//! --bench cutout`).
 
 mod backdrop;
+mod cutout;
 mod kmeans;
 mod mask;
 mod morph;
@@ -58,6 +59,8 @@ struct Separation {
     mask: Vec<u8>,
     source: MaskSource,
     backdrop: [u8; 3],
+    /// 1 for the photo's own alpha, the cut-out's confidence otherwise.
+    confidence: f32,
 }
 
 /// Analyses one decoded, orientation-corrected photo.
@@ -118,6 +121,7 @@ pub fn analyze(
             mask_source: separation.source,
             bounding_box: extent.bbox,
             coverage: extent.coverage,
+            mask_confidence: separation.confidence,
             backdrop_color: hex(separation.backdrop),
             palette,
             exposure: full.exposure,
@@ -144,15 +148,17 @@ fn separate(work: &RgbImage, alpha: Option<&GrayImage>) -> Result<Separation, Im
                 mask: small,
                 source: MaskSource::Alpha,
                 backdrop: CUT_OUT_BACKDROP,
+                confidence: 1.0,
             });
         }
     }
     let positions = backdrop::border_samples(w, h);
     let model = backdrop::fit(work, &positions);
-    let mask = mask::segment(work, &model, &positions)
+    let cut = cutout::cut(work, &model, &positions, None)
         .ok_or_else(|| ImagingError::NoForeground("nothing stands out from the backdrop".into()))?;
     Ok(Separation {
-        mask,
+        confidence: cut.evidence.confidence(),
+        mask: cut.alpha,
         source: MaskSource::Backdrop,
         backdrop: color::oklab_to_srgb(model.centre()),
     })
@@ -216,13 +222,13 @@ fn extent(mask: &[u8], width: u32, height: u32) -> Option<Extent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atelier_core::settings::Settings;
     use image::{Luma, Rgb};
 
     fn settings() -> AnalysisSettings {
         AnalysisSettings {
             working_max_side: 256,
-            palette_size: 5,
-            max_color_samples: 5_000,
+            ..Settings::defaults().analysis
         }
     }
 

@@ -23,6 +23,12 @@ pub enum ImagingError {
     /// The analysis found nothing that looks like a garment.
     #[error("no garment found in the image: {0}")]
     NoForeground(String),
+    /// The photo is not a plain-backdrop product shot: its cut-out cannot be
+    /// trusted (mask confidence below the configured minimum).
+    #[error(
+        "the backdrop is not plain enough to cut the garment out locally (mask confidence {confidence:.2} < {minimum:.2}); use a plain backdrop or the AI generator"
+    )]
+    UnsuitablePhoto { confidence: f32, minimum: f32 },
     /// Encoding an output (JPEG, PNG) failed.
     #[error("encoding {format} failed: {message}")]
     Encode { format: &'static str, message: String },
@@ -55,6 +61,7 @@ impl ImagingError {
                 | Self::TooComplex(_)
                 | Self::TooSmall { .. }
                 | Self::NoForeground(_)
+                | Self::UnsuitablePhoto { .. }
         )
     }
 }

@@ -255,6 +255,7 @@ mod tests {
             mask_source: MaskSource::Backdrop,
             bounding_box: bbox,
             coverage: 0.3,
+            mask_confidence: 1.0,
             backdrop_color: "#c8c8c8".into(),
             palette: vec![],
             exposure: Exposure {

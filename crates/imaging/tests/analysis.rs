@@ -46,6 +46,8 @@ fn fabric(shape: GarmentShape) -> [u8; 3] {
         GarmentShape::TShirt => [38, 62, 110],
         GarmentShape::Dress => [176, 84, 62],
         GarmentShape::Trousers => [92, 98, 62],
+        GarmentShape::Camisole => [150, 60, 90],
+        GarmentShape::LongSleeve => [70, 70, 76],
     }
 }
 

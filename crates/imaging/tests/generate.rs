@@ -75,6 +75,7 @@ fn analysis(w: u32, h: u32, bbox: BoundingBox, color: [u8; 3]) -> ImageAnalysis 
         mask_source: MaskSource::Backdrop,
         bounding_box: bbox,
         coverage: 0.3,
+        mask_confidence: 1.0,
         backdrop_color: hex(BACKDROP),
         palette: vec![ColorShare {
             hex: hex(color),

@@ -46,6 +46,7 @@ fn analysis() -> AnalysisOutput {
                 height: 1190,
             },
             coverage: 0.42,
+            mask_confidence: 1.0,
             backdrop_color: "#f4f4f2".into(),
             palette: vec![
                 ColorShare {

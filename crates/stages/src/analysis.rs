@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use atelier_core::analysis::ImageAnalysis;
 use atelier_core::job::JobSpec;
 use atelier_core::keys;
 use atelier_core::pipeline::{AnalysisOutput, Stage};
-use atelier_imaging::decode;
+use atelier_core::settings::{GeneratorKind, Settings};
 use atelier_imaging::encode;
+use atelier_imaging::{ImagingError, decode};
 use atelier_providers::{AnalyzeInput, PromptContext};
 use atelier_storage::JobBlobs;
 use futures::future::try_join_all;
@@ -93,6 +95,8 @@ async fn analyse_one(
         }
     })?;
 
+    refuse_unsuitable(&ctx.settings, &analyzed.analysis).map_err(|e| input_error(e.into()))?;
+
     let mask_key = keys::mask(index);
     let mask = analyzed.mask;
     let png = blocking("encode mask", move || encode::png_gray(&mask)).await??;
@@ -103,4 +107,65 @@ async fn analyse_one(
         analysis: analyzed.analysis,
         mask_key,
     })
+}
+
+/// Never a silently broken composite: a mask the cut-out does not trust (a scene,
+/// not a plain-backdrop product shot) fails the input as `unsuitable_photo` when
+/// the local generator would composite it. A remote generator redraws the
+/// garment from the photo itself, so the photo goes on to it.
+fn refuse_unsuitable(settings: &Settings, analysis: &ImageAnalysis) -> Result<(), ImagingError> {
+    let minimum = settings.analysis.min_mask_confidence;
+    let local = settings.providers.generator == GeneratorKind::Local;
+    if local && analysis.mask_confidence < minimum {
+        return Err(ImagingError::UnsuitablePhoto {
+            confidence: analysis.mask_confidence,
+            minimum,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atelier_core::analysis::{BoundingBox, Exposure, MaskSource};
+
+    fn analysis(confidence: f32) -> ImageAnalysis {
+        ImageAnalysis {
+            width: 10,
+            height: 10,
+            mask_source: MaskSource::Backdrop,
+            bounding_box: BoundingBox {
+                x: 1,
+                y: 1,
+                width: 5,
+                height: 5,
+            },
+            coverage: 0.25,
+            mask_confidence: confidence,
+            backdrop_color: "#ffffff".into(),
+            palette: vec![],
+            exposure: Exposure {
+                mean_luminance: 0.5,
+                clipped_shadows: 0.0,
+                clipped_highlights: 0.0,
+            },
+            sharpness: 10.0,
+            ai: None,
+        }
+    }
+
+    #[test]
+    fn low_confidence_is_refused_locally_and_handed_to_a_remote_generator() {
+        let mut settings = Settings::defaults();
+        let minimum = settings.analysis.min_mask_confidence;
+        assert!(refuse_unsuitable(&settings, &analysis(minimum + 0.01)).is_ok());
+        let refused = refuse_unsuitable(&settings, &analysis(minimum - 0.01));
+        assert!(
+            matches!(refused, Err(ImagingError::UnsuitablePhoto { .. })),
+            "{refused:?}"
+        );
+        settings.providers.generator = GeneratorKind::Replicate;
+        assert!(refuse_unsuitable(&settings, &analysis(0.0)).is_ok());
+    }
 }

@@ -84,6 +84,7 @@ fn input_code(error: &ProviderOrImaging) -> &'static str {
         ImagingError::UnsupportedFormat(_) => "unsupported_media_type",
         ImagingError::TooLarge(_) => "too_large",
         ImagingError::NoForeground(_) => "no_garment_found",
+        ImagingError::UnsuitablePhoto { .. } => "unsuitable_photo",
         _ => "invalid_image",
     }
 }
@@ -107,5 +108,26 @@ mod tests {
             "input 2 (https://shop.example/a.jpg) is unusable: truncated or corrupt image data: ends early"
         );
         assert!(!StageError::State("x".into()).failure().is_client_error());
+    }
+
+    #[test]
+    fn an_untrusted_cut_out_is_an_unsuitable_photo() {
+        let error = StageError::Input {
+            index: 0,
+            source_name: "street.jpg".into(),
+            error: ProviderOrImaging::Imaging(ImagingError::UnsuitablePhoto {
+                confidence: 0.1,
+                minimum: 0.5,
+            }),
+        };
+        let failure = error.failure();
+        assert_eq!(failure.code, "unsuitable_photo");
+        assert_eq!(failure.field.as_deref(), Some("inputImages[0].url"));
+        assert!(
+            failure.message.contains("not plain enough"),
+            "{}",
+            failure.message
+        );
+        assert!(error.is_permanent());
     }
 }

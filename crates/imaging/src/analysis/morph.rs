@@ -1,5 +1,5 @@
 //! Clean-up of a raw foreground/background split into a garment silhouette:
-//! drop specks, keep every significant piece, fill holes, soften the edge.
+//! drop specks, keep every significant piece, fill holes.
 //!
 //! Pixel-level thresholding leaves isolated noise specks on the backdrop and
 //! holes where the garment happens to match the backdrop (a white stripe on a
@@ -120,40 +120,6 @@ pub(super) fn clean(fg: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
     Some(backdrop.into_iter().map(|b| u8::from(!b)).collect())
 }
 
-/// Turns a 0/1 silhouette into a 0–255 mask with a one-pixel soft edge (3×3 box
-/// average), so compositing over a new background does not show stair steps.
-pub(super) fn soften(silhouette: &[u8], w: usize, h: usize) -> Vec<u8> {
-    let n = w * h;
-    if n == 0 || silhouette.len() != n {
-        return Vec::new();
-    }
-    // Horizontal sums of three (edges clamped), then vertical sums of those; both
-    // written as whole-row slice operations so they vectorise.
-    let mut rows = vec![0u16; n];
-    for (src, dst) in silhouette.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
-        let at = |x: usize| u16::from(src[x.min(w - 1)]);
-        dst[0] = at(0) + at(0) + at(1);
-        if w > 1 {
-            dst[w - 1] = at(w - 2) + at(w - 1) + at(w - 1);
-        }
-        if w > 2 {
-            let triples = src.iter().zip(&src[1..]).zip(&src[2..]);
-            for (d, ((&a, &b), &c)) in dst[1..w - 1].iter_mut().zip(triples) {
-                *d = u16::from(a) + u16::from(b) + u16::from(c);
-            }
-        }
-    }
-    let mut out = vec![0u8; n];
-    for (y, line) in out.chunks_exact_mut(w).enumerate() {
-        let row = |y: usize| &rows[y * w..][..w];
-        let (up, mid, down) = (row(y.saturating_sub(1)), row(y), row((y + 1).min(h - 1)));
-        for (o, ((&a, &b), &c)) in line.iter_mut().zip(up.iter().zip(mid).zip(down)) {
-            *o = ((u32::from(a + b + c) * 255 + 4) / 9) as u8;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,34 +203,5 @@ mod tests {
         fg[5050] = 1;
         assert!(clean(&fg, w, h).is_none());
         assert!(clean(&[], 0, 0).is_none());
-    }
-
-    #[test]
-    fn soften_ramps_only_at_the_edge() {
-        let (fg, w, h) = scene(false, false);
-        let soft = soften(&fg, w, h);
-        assert_eq!(soft[15 * w + 20], 255);
-        assert_eq!(soft[15 * w + 2], 0);
-        let edge = soft[15 * w + 10];
-        assert!(edge > 100 && edge < 255, "edge {edge}");
-        assert_eq!(soften(&[1], 1, 1), vec![255]);
-        assert_eq!(soften(&[1, 0], 2, 1), vec![170, 85]);
-        // Matches a direct 3×3 average with clamped edges everywhere.
-        let (w, h) = (9, 7);
-        let sil: Vec<u8> = (0..w * h).map(|i| u8::from((i * 7) % 5 < 2)).collect();
-        let soft = soften(&sil, w, h);
-        for y in 0..h {
-            for x in 0..w {
-                let mut sum = 0u32;
-                for dy in [-1isize, 0, 1] {
-                    for dx in [-1isize, 0, 1] {
-                        let sx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
-                        let sy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
-                        sum += u32::from(sil[sy * w + sx]);
-                    }
-                }
-                assert_eq!(u32::from(soft[y * w + x]), (sum * 255 + 4) / 9, "({x}, {y})");
-            }
-        }
     }
 }

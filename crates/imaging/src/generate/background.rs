@@ -108,6 +108,7 @@ mod tests {
                 height: 80,
             },
             coverage: 0.5,
+            mask_confidence: 1.0,
             backdrop_color: "#ffffff".into(),
             palette: vec![ColorShare {
                 hex: hex(color),

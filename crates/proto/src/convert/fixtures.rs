@@ -69,6 +69,7 @@ pub(crate) fn full_state() -> JobState {
                     height: 890,
                 },
                 coverage: 0.1 + f32::EPSILON,
+                mask_confidence: 0.75,
                 backdrop_color: "#f0eee9".into(),
                 palette: vec![
                     ColorShare {

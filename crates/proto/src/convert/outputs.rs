@@ -24,6 +24,7 @@ impl From<&AnalysisOutput> for v1::Analysis {
             mask_source: v1::MaskSource::from(a.mask_source).into(),
             bounding_box: Some(a.bounding_box.into()),
             coverage: a.coverage,
+            mask_confidence: Some(a.mask_confidence),
             backdrop_color: a.backdrop_color.clone(),
             palette: a.palette.iter().map(Into::into).collect(),
             mean_luminance: a.exposure.mean_luminance,
@@ -51,6 +52,7 @@ impl TryFrom<&v1::Analysis> for AnalysisOutput {
                 mask_source: WireEnum::from_wire(msg.mask_source, "mask_source")?,
                 bounding_box: bounding_box.into(),
                 coverage: msg.coverage,
+                mask_confidence: msg.mask_confidence.unwrap_or(1.0),
                 backdrop_color: msg.backdrop_color.clone(),
                 palette: msg.palette.iter().map(Into::into).collect(),
                 exposure: Exposure {

@@ -1,7 +1,7 @@
 //! Local analysis: backdrop separation, palette, exposure and sharpness.
 
 use async_trait::async_trait;
-use atelier_core::settings::AnalysisSettings;
+use atelier_core::settings::{AnalysisSettings, SegmenterKind};
 use atelier_imaging::analysis::{self, Analyzed};
 
 use crate::{AnalyzeInput, Analyzer, ProviderError, cpu};
@@ -14,7 +14,16 @@ pub struct LocalAnalyzer {
 
 impl LocalAnalyzer {
     /// An analyzer with the given working resolution and palette size.
+    ///
+    /// `analysis.segmenter = "onnx"` is not built in yet (docs/segmentation.md):
+    /// the classic cut-out runs, and the process says so at start-up.
     pub fn new(settings: AnalysisSettings) -> Self {
+        if settings.segmenter == SegmenterKind::Onnx {
+            tracing::warn!(
+                model = %settings.onnx_model,
+                "analysis.segmenter = \"onnx\" is not available in this build; using the classic cut-out"
+            );
+        }
         Self { settings }
     }
 }

@@ -81,6 +81,7 @@ mod tests {
                 height: 5,
             },
             coverage: 0.25,
+            mask_confidence: 1.0,
             backdrop_color: "#ffffff".into(),
             palette: vec![ColorShare {
                 hex: "#1f3a5f".into(),
