@@ -419,7 +419,7 @@ fn grid(planes: &Planes, edge_bar: f32, grad_mean: f32) -> Grid {
 /// looks like (and a light-grey garment too; walls and texture tell those apart).
 fn is_shadow_like(p: [f32; 3], q: [f32; 3]) -> bool {
     let dl = p[0] - q[0];
-    if dl >= 0.0 || dl < -DEEP_DARK {
+    if !(-DEEP_DARK..0.0).contains(&dl) {
         return false;
     }
     let ratio = (p[0] / q[0].max(1e-3)).clamp(0.0, 1.0);
@@ -469,6 +469,7 @@ fn enclose(grid: &Grid) -> Option<Vec<bool>> {
     // that is only a wall (no colour or texture evidence) and touches reached
     // backdrop goes back to it.
     let mut peel = Vec::new();
+    #[allow(clippy::needless_range_loop)] // `i` is also the cell's position
     for i in 0..n {
         if garment[i] && !grid.colour_fg[i] && grid.texture[i] <= TEXTURE_K {
             let (x, y) = (i % w, i / w);
