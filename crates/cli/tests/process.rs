@@ -126,11 +126,11 @@ fn process_writes_every_artefact_and_a_result_in_the_api_shape() {
         s.video.height = 320;
         s
     };
-    let video = atelier_imaging::video::probe(&root.join("video.mp4")).expect("video decodes");
+    let video = atelier_video::probe(&root.join("video.mp4")).expect("video decodes");
     assert_eq!((video.width, video.height), (240, 320));
     assert_eq!(
         video.frames,
-        atelier_imaging::video::frame_count(3, &settings.video)
+        atelier_video::frame_count(3, &settings.video)
     );
     let expected = 3.0 * f64::from(settings.video.seconds_per_image);
     assert!((video.duration_seconds - expected).abs() < 0.05, "{video:?}");
