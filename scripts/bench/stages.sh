@@ -28,11 +28,11 @@ for round in $(seq 0 "$runs"); do
     start=$(date +%s.%N)
     if [ "$who" = atelier ]; then
       "$bin" process "$photo" --out "$work/out" --backgrounds 1,1,1 --upscale 2 >/dev/null 2>&1
-      times="$(/usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["processing_times"]))' "$work/out/result.json")"
+      times="$(/usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["metadata"]["processing_times"]))' "$work/out/result.json")"
     else
       times="$(/usr/bin/python3 scripts/bench/peer.py "$photo" "$work/out" --backgrounds 3 --factor 2)"
     fi
-    wall=$(echo "$(date +%s.%N) - $start" | bc)
+    wall=$(printf %.4f "$(echo "$(date +%s.%N) - $start" | bc)")
     [ "$round" -gt 0 ] && echo "{\"who\": \"$who\", \"wall\": $wall, \"stages\": $times}" >>"$work/samples.jsonl"
   done
 done
