@@ -156,7 +156,10 @@ pub fn gray_crop_interpolate(
         column[x1 - x0] = column[x1 - x0 - 1];
         for run in &runs {
             let n = run.end - run.start;
-            let (a, b) = (&column[run.src..run.src + n], &column[run.src + 1..run.src + 1 + n]);
+            let (a, b) = (
+                &column[run.src..run.src + n],
+                &column[run.src + 1..run.src + 1 + n],
+            );
             let (w, o) = (&weights[run.start..run.end], &mut dst[run.start..run.end]);
             for (((o, &p), &q), &f) in o.iter_mut().zip(a).zip(b).zip(w) {
                 *o = lerp(p, q, f);
@@ -308,8 +311,10 @@ mod tests {
         let at = |x: f64, y: f64| f64::from(src.get_pixel(x as u32, y as u32).0[0]);
         for oy in 0..h {
             for ox in 0..w {
-                let sx = (crop.left + (f64::from(ox) + 0.5) * crop.width / f64::from(w) - 0.5).clamp(0.0, 95.999);
-                let sy = (crop.top + (f64::from(oy) + 0.5) * crop.height / f64::from(h) - 0.5).clamp(0.0, 59.999);
+                let sx =
+                    (crop.left + (f64::from(ox) + 0.5) * crop.width / f64::from(w) - 0.5).clamp(0.0, 95.999);
+                let sy =
+                    (crop.top + (f64::from(oy) + 0.5) * crop.height / f64::from(h) - 0.5).clamp(0.0, 59.999);
                 let (fx, fy) = (sx.fract(), sy.fract());
                 let (x0, y0) = (sx.floor(), sy.floor());
                 let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;

@@ -35,8 +35,12 @@ pub struct VideoInfo {
 pub trait SlideshowEncoder: Send + Sync + std::fmt::Debug {
     /// Renders `images` as a slideshow MP4 at `path` (replaced atomically if it
     /// exists; nothing is left there on failure) and returns what was written.
-    fn render(&self, images: &[RgbImage], settings: &VideoSettings, path: &Path)
-    -> Result<VideoInfo, ImagingError>;
+    fn render(
+        &self,
+        images: &[RgbImage],
+        settings: &VideoSettings,
+        path: &Path,
+    ) -> Result<VideoInfo, ImagingError>;
 }
 
 static ENCODER: OnceLock<&'static dyn SlideshowEncoder> = OnceLock::new();

@@ -100,14 +100,13 @@ pub async fn run_job(
         return Err(e);
     }
     let video = video.map(|task| -> postprocess::PendingVideo<'static> {
-        Box::pin(async move {
-            task.await
-                .map_err(|e| StageError::Task(format!("video: {e}")))?
-        })
+        Box::pin(async move { task.await.map_err(|e| StageError::Task(format!("video: {e}")))? })
     });
     let blobs_post = blobs.with_fresh_timer();
     let timed = postprocess::run_with_video(ctx, &blobs_post, &state, progress, video)
-        .instrument(tracing::info_span!("stage", stage = Stage::PostProcessing.as_str(), job = %state.spec.id))
+        .instrument(
+            tracing::info_span!("stage", stage = Stage::PostProcessing.as_str(), job = %state.spec.id),
+        )
         .await?;
     record(&mut state, Stage::PostProcessing, timed, |s, out| s.post = out);
     let seconds = state.times.get(Stage::PostProcessing);

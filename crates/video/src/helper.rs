@@ -45,7 +45,8 @@ pub fn main() -> ExitCode {
 /// One request from stdin, one reply on stdout.
 fn serve_stdin() -> Result<(), String> {
     let request = read_request(&mut BufReader::new(std::io::stdin().lock())).map_err(|e| e.to_string())?;
-    let info = render_slideshow(&request.images, &request.settings, &request.path).map_err(|e| e.to_string())?;
+    let info =
+        render_slideshow(&request.images, &request.settings, &request.path).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     out.write_all(format_reply(&info).as_bytes())
         .and_then(|()| out.flush())

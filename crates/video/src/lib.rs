@@ -33,8 +33,8 @@ use image::RgbImage;
 
 use atelier_core::settings::VideoSettings;
 pub use atelier_imaging::ImagingError;
-pub use atelier_imaging::video::{VideoInfo, frame_count};
 use atelier_imaging::video::SlideshowEncoder;
+pub use atelier_imaging::video::{VideoInfo, frame_count};
 
 use encode::H264Writer;
 use frames::Slide;

@@ -55,7 +55,10 @@ fn label(report: &Report) -> String {
 
 /// Empirical distribution of successful latencies: x seconds, y share of jobs
 /// finished within x.
-fn latency_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, reports: &[Report]) -> anyhow::Result<()>
+fn latency_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    reports: &[Report],
+) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -118,7 +121,10 @@ where
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
-        .build_cartesian_2d((0..runs).into_segmented(), 0.0..best.max(f64::MIN_POSITIVE) * HEADROOM)
+        .build_cartesian_2d(
+            (0..runs).into_segmented(),
+            0.0..best.max(f64::MIN_POSITIVE) * HEADROOM,
+        )
         .map_err(plot_error)?;
     chart
         .configure_mesh()
@@ -156,11 +162,20 @@ mod tests {
     #[test]
     fn draws_both_panels_with_one_curve_per_run() {
         let ms = Duration::from_millis;
-        let one = Report::new("embedded", 1, &[(ms(900), Outcome::Ok), (ms(1100), Outcome::Ok)], ms(2000));
+        let one = Report::new(
+            "embedded",
+            1,
+            &[(ms(900), Outcome::Ok), (ms(1100), Outcome::Ok)],
+            ms(2000),
+        );
         let many = Report::new(
             "embedded",
             4,
-            &[(ms(1500), Outcome::Ok), (ms(2500), Outcome::Ok), (ms(10), Outcome::Failed("x".into()))],
+            &[
+                (ms(1500), Outcome::Ok),
+                (ms(2500), Outcome::Ok),
+                (ms(10), Outcome::Failed("x".into())),
+            ],
             ms(2600),
         );
         let dir = tempfile::tempdir().expect("tmp");
@@ -169,13 +184,22 @@ mod tests {
         let svg = std::fs::read_to_string(&path).expect("read");
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
         assert!(svg.contains("Latency distribution") && svg.contains("Throughput"));
-        assert_eq!(svg.matches("<polyline").count(), 2 + 2, "two curves and two legend marks");
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            2 + 2,
+            "two curves and two legend marks"
+        );
         assert!(svg.contains("embedded, 4 at a time"));
     }
 
     #[test]
     fn nothing_finished_is_an_error() {
-        let failed = Report::new("x", 1, &[(Duration::from_millis(5), Outcome::Failed("no".into()))], Duration::ZERO);
+        let failed = Report::new(
+            "x",
+            1,
+            &[(Duration::from_millis(5), Outcome::Failed("no".into()))],
+            Duration::ZERO,
+        );
         let dir = tempfile::tempdir().expect("tmp");
         assert!(draw(&[failed], &dir.path().join("x.svg")).is_err());
     }

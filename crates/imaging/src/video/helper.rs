@@ -131,7 +131,12 @@ pub fn write_request(
     let path = path
         .to_str()
         .filter(|p| !p.contains(['\n', '\r', '\0']))
-        .ok_or_else(|| video_error(format!("video path {} cannot be sent to the helper", path.display())))?;
+        .ok_or_else(|| {
+            video_error(format!(
+                "video path {} cannot be sent to the helper",
+                path.display()
+            ))
+        })?;
     if s.preset.is_empty() || s.preset.contains(char::is_whitespace) {
         return Err(video_error(format!("invalid x264 preset {:?}", s.preset)));
     }
@@ -191,7 +196,9 @@ pub fn read_request(input: &mut impl BufRead) -> Result<Request, ImagingError> {
         preset: preset.to_owned(),
     };
     let path = PathBuf::from(next_line("path")?);
-    let count: usize = next_line("image count")?.parse().map_err(|_| bad("image count"))?;
+    let count: usize = next_line("image count")?
+        .parse()
+        .map_err(|_| bad("image count"))?;
     if count > MAX_IMAGES {
         return Err(video_error(format!("{count} images, at most {MAX_IMAGES}")));
     }
@@ -208,7 +215,8 @@ pub fn read_request(input: &mut impl BufRead) -> Result<Request, ImagingError> {
             .read_exact(&mut pixels)
             .map_err(|e| video_error(format!("image {i} is cut short: {e}")))?;
         images.push(
-            RgbImage::from_raw(w, h, pixels).ok_or_else(|| video_error(format!("image {i} has a bad size")))?,
+            RgbImage::from_raw(w, h, pixels)
+                .ok_or_else(|| video_error(format!("image {i} has a bad size")))?,
         );
     }
     Ok(Request {
