@@ -229,6 +229,9 @@ fn atelier_itself_does_not_link_ffmpeg_only_its_video_helper_does() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let atelier = linked(env!("CARGO_BIN_EXE_atelier"));
-    assert!(!atelier.contains("libavcodec"), "atelier links FFmpeg:\n{atelier}");
+    assert!(
+        !atelier.contains("libavcodec"),
+        "atelier links FFmpeg:\n{atelier}"
+    );
     assert!(linked(env!("CARGO_BIN_EXE_atelier-video")).contains("libavcodec"));
 }

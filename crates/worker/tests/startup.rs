@@ -63,5 +63,8 @@ fn only_the_postprocess_worker_links_ffmpeg() {
         let libs = linked(binary);
         assert!(!libs.contains("libavcodec"), "{binary} links FFmpeg:\n{libs}");
     }
-    assert!(linked(postprocess).contains("libavcodec"), "postprocess encodes video in-process");
+    assert!(
+        linked(postprocess).contains("libavcodec"),
+        "postprocess encodes video in-process"
+    );
 }

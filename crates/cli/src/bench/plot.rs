@@ -184,11 +184,16 @@ mod tests {
         let svg = std::fs::read_to_string(&path).expect("read");
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
         assert!(svg.contains("Latency distribution") && svg.contains("Throughput"));
-        assert_eq!(
-            svg.matches("<polyline").count(),
-            2 + 2,
-            "two curves and two legend marks"
-        );
+        // One curve and one legend mark per run, each in its run's colour, and one
+        // throughput bar per run.
+        for colour in ["#1F77B4", "#FF7F0E"] {
+            assert_eq!(
+                svg.matches(&format!("stroke=\"{colour}\"")).count(),
+                2,
+                "{colour}"
+            );
+            assert_eq!(svg.matches(&format!("fill=\"{colour}\"")).count(), 1, "{colour}");
+        }
         assert!(svg.contains("embedded, 4 at a time"));
     }
 
