@@ -26,8 +26,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --features atelier-storage/s3 \
       -p atelier-storage -p atelier-gateway -p atelier-worker -p atelier-status -p atelier-cli \
  && mkdir -p /out \
- && for bin in atelier atelier-gateway atelier-status atelier-analysis atelier-generation \
-               atelier-upscaling atelier-postprocess; do \
+ && for bin in atelier atelier-video atelier-gateway atelier-status atelier-analysis \
+               atelier-generation atelier-upscaling atelier-postprocess; do \
       install -m 0755 "target/release/$bin" /out/; \
     done
 
@@ -42,6 +42,8 @@ RUN groupadd --system --gid 10001 atelier \
  && mkdir -p /var/lib/atelier/blobs /etc/atelier \
  && chown -R atelier:atelier /var/lib/atelier
 COPY --from=builder /out/atelier /usr/local/bin/atelier
+# The video encoder helper of `atelier process` / `atelier serve` (links FFmpeg).
+COPY --from=builder /out/atelier-video /usr/local/bin/atelier-video
 COPY --from=builder /out/atelier-gateway /usr/local/bin/atelier-gateway
 COPY --from=builder /out/atelier-status /usr/local/bin/atelier-status
 COPY --from=builder /out/atelier-analysis /usr/local/bin/atelier-analysis

@@ -224,6 +224,9 @@ pub struct BenchArgs {
     /// API key sent to the gateway (make one with `atelier keys create`).
     #[arg(long, env = "ATELIER_API_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Also draw the runs to this SVG file: latency distribution and throughput.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Which of the old API's generate endpoints to call.

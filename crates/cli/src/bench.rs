@@ -5,6 +5,7 @@
 
 mod embedded;
 mod http;
+mod plot;
 mod stats;
 
 use std::path::Path;
@@ -57,6 +58,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let [one, many] = reports.as_slice() {
         println!("{}", Report::comparison(one, many));
+    }
+    if let Some(path) = &args.plot {
+        plot::draw(&reports, path)?;
+        println!("chart: {}", path.display());
     }
     if reports.iter().all(|r| r.ok == 0) {
         bail!("no job succeeded");

@@ -126,12 +126,9 @@ fn process_writes_every_artefact_and_a_result_in_the_api_shape() {
         s.video.height = 320;
         s
     };
-    let video = atelier_imaging::video::probe(&root.join("video.mp4")).expect("video decodes");
+    let video = atelier_video::probe(&root.join("video.mp4")).expect("video decodes");
     assert_eq!((video.width, video.height), (240, 320));
-    assert_eq!(
-        video.frames,
-        atelier_imaging::video::frame_count(3, &settings.video)
-    );
+    assert_eq!(video.frames, atelier_video::frame_count(3, &settings.video));
     let expected = 3.0 * f64::from(settings.video.seconds_per_image);
     assert!((video.duration_seconds - expected).abs() < 0.05, "{video:?}");
 
@@ -223,4 +220,18 @@ fn upscale_doubles_an_image() {
     );
     let out = atelier(&["upscale", "in.jpg", "big.jpg", "--factor", "3"], dir.path());
     assert!(!out.status.success());
+}
+
+#[test]
+fn atelier_itself_does_not_link_ffmpeg_only_its_video_helper_does() {
+    let linked = |binary: &str| {
+        let out = Command::new("ldd").arg(binary).output().expect("ldd runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let atelier = linked(env!("CARGO_BIN_EXE_atelier"));
+    assert!(
+        !atelier.contains("libavcodec"),
+        "atelier links FFmpeg:\n{atelier}"
+    );
+    assert!(linked(env!("CARGO_BIN_EXE_atelier-video")).contains("libavcodec"));
 }

@@ -20,6 +20,7 @@ fn pipeline(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    atelier_video::install();
     let settings = Arc::new(Settings::defaults());
     let ctx = StageContext::new(settings.clone(), Providers::local(&settings).expect("providers"));
     let mut group = c.benchmark_group("pipeline");

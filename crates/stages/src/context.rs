@@ -19,6 +19,12 @@ pub struct StageContext {
     /// (`limits.decode_budget_bytes`): a burst of huge inputs waits for room
     /// instead of exhausting memory.
     pub decode_budget: Arc<Semaphore>,
+    /// Bounds upscales in flight (fetch, decode, upscale, JPEG encode, store) to
+    /// one per upscaler thread. An upscale holds its output until it is encoded
+    /// (59 MB for ×4 of a 960×1280 variation) and encoding is slower than
+    /// upscaling, so without this bound a job's upscales all sat in memory at
+    /// once: peak memory grew with the number of variations.
+    pub upscale_slots: Arc<Semaphore>,
 }
 
 /// Unit of the decode budget's permits.
@@ -31,11 +37,13 @@ impl StageContext {
         let budget = usize::try_from(settings.limits.decode_budget_bytes / BUDGET_UNIT)
             .unwrap_or(usize::MAX)
             .clamp(1, Semaphore::MAX_PERMITS);
+        let upscales = settings.upscaler_threads();
         Self {
             settings,
             providers,
             generation_slots: Arc::new(Semaphore::new(slots)),
             decode_budget: Arc::new(Semaphore::new(budget)),
+            upscale_slots: Arc::new(Semaphore::new(upscales)),
         }
     }
 

@@ -1,10 +1,16 @@
 //! Stage 4: the slideshow video and the Excel report, made in parallel, for
 //! `/api/v1/generate` jobs (images-only jobs skip it).
+//!
+//! The video needs only the variations, so a runner that has them early (`atelier
+//! process`, see `runner::run_job`) starts it with [`video`] alongside upscaling
+//! and hands the pending result to [`run_with_video`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use atelier_core::keys;
-use atelier_core::pipeline::{JobState, PostOutput, Stage, VideoOutput};
+use atelier_core::pipeline::{JobState, PostOutput, Stage, Variation, VideoOutput};
 use atelier_imaging::report::{self, ImageKind, ReportImage};
 use atelier_imaging::video;
 use atelier_storage::JobBlobs;
@@ -14,6 +20,9 @@ use image::RgbImage;
 use crate::load::{self, blocking};
 use crate::{Progress, StageContext, StageError, Timed};
 
+/// A video already on its way (see [`video`]).
+pub type PendingVideo<'a> = Pin<Box<dyn Future<Output = Result<VideoOutput, StageError>> + Send + 'a>>;
+
 /// Makes the video and the report of a finished set of images.
 pub async fn run(
     ctx: &StageContext,
@@ -21,19 +30,35 @@ pub async fn run(
     state: &JobState,
     progress: &dyn Progress,
 ) -> Result<Timed<PostOutput>, StageError> {
+    run_with_video(ctx, blobs, state, progress, None).await
+}
+
+/// Makes the video of `variations` alone: decodes them and renders the slideshow.
+pub async fn video(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    variations: &[Variation],
+) -> Result<VideoOutput, StageError> {
+    let images = load_all(ctx, blobs, variations).await?;
+    make_video(ctx, blobs, images).await
+}
+
+/// [`run`], with the video already started elsewhere when `video` is given (then
+/// only the report is made here, and the video awaited).
+pub async fn run_with_video(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    state: &JobState,
+    progress: &dyn Progress,
+    video: Option<PendingVideo<'_>>,
+) -> Result<Timed<PostOutput>, StageError> {
     let started = Instant::now();
     if !state.spec.kind.wants_media() {
         progress.stage_started(Stage::PostProcessing, 0);
         return Ok(Timed::since(started, 0.0, PostOutput::default()));
     }
     progress.stage_started(Stage::PostProcessing, 2);
-    let images: Vec<RgbImage> = try_join_all(
-        state
-            .variations
-            .iter()
-            .map(|v| async move { Ok::<_, StageError>(load::image(ctx, blobs, &v.key).await?.rgb) }),
-    )
-    .await?;
+    let images = load_all(ctx, blobs, &state.variations).await?;
     // Thumbnails first (cheap), so the video can then own the full images.
     let height = ctx.settings.report.thumbnail_height;
     let (images, thumbs) = blocking("thumbnails", move || {
@@ -48,7 +73,13 @@ pub async fn run(
 
     let (video, report_key) = tokio::try_join!(
         async {
-            let out = make_video(ctx, blobs, images).await?;
+            let out = match video {
+                Some(pending) => {
+                    drop(images);
+                    pending.await?
+                }
+                None => make_video(ctx, blobs, images).await?,
+            };
             progress.item_done(Stage::PostProcessing);
             Ok::<_, StageError>(out)
         },
@@ -66,6 +97,19 @@ pub async fn run(
             report_key: Some(report_key),
         },
     ))
+}
+
+async fn load_all(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    variations: &[Variation],
+) -> Result<Vec<RgbImage>, StageError> {
+    try_join_all(
+        variations
+            .iter()
+            .map(|v| async move { Ok::<_, StageError>(load::image(ctx, blobs, &v.key).await?.rgb) }),
+    )
+    .await
 }
 
 async fn make_video(

@@ -82,9 +82,36 @@ pub async fn run_job(
     let waited_ms = now_ms().saturating_sub(spec.submitted_at_ms);
     let mut state = JobState::new(spec);
     state.times.queue_wait = waited_ms as f64 / 1000.0;
-    for stage in Stage::ALL {
+    for stage in [Stage::Analysis, Stage::Generation] {
         run_stage(stage, ctx, blobs, &mut state, progress).await?;
     }
+    // The video needs only the variations: start it now, on its own task, so it
+    // overlaps upscaling (libx264 and the upscaler then share the cores) instead
+    // of waiting for it. Post-processing then makes the report and awaits it.
+    let video = state.spec.kind.wants_media().then(|| {
+        let (ctx, blobs, variations) = (ctx.clone(), blobs.with_fresh_timer(), state.variations.clone());
+        tokio::spawn(async move { postprocess::video(&ctx, &blobs, &variations).await })
+    });
+    if let Err(e) = run_stage(Stage::Upscaling, ctx, blobs, &mut state, progress).await {
+        // Nobody will await the video: stop it rather than store it for a failed job.
+        if let Some(task) = &video {
+            task.abort();
+        }
+        return Err(e);
+    }
+    let video = video.map(|task| -> postprocess::PendingVideo<'static> {
+        Box::pin(async move { task.await.map_err(|e| StageError::Task(format!("video: {e}")))? })
+    });
+    let blobs_post = blobs.with_fresh_timer();
+    let timed = postprocess::run_with_video(ctx, &blobs_post, &state, progress, video)
+        .instrument(
+            tracing::info_span!("stage", stage = Stage::PostProcessing.as_str(), job = %state.spec.id),
+        )
+        .await?;
+    record(&mut state, Stage::PostProcessing, timed, |s, out| s.post = out);
+    let seconds = state.times.get(Stage::PostProcessing);
+    progress.stage_finished(Stage::PostProcessing, seconds);
+    tracing::info!(seconds, stage = Stage::PostProcessing.as_str(), "stage finished");
     state.times.total = state.times.queue_wait + started.elapsed().as_secs_f64();
     let body = serde_json::to_vec_pretty(&GenerateResponse::from_state(&state, url_for))
         .map_err(|e| StageError::State(format!("result does not serialise: {e}")))?;

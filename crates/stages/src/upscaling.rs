@@ -45,6 +45,11 @@ async fn upscale_one(
     variation: &Variation,
     factor: UpscaleFactor,
 ) -> Result<Upscaled, StageError> {
+    let _slot = ctx
+        .upscale_slots
+        .acquire()
+        .await
+        .map_err(|_| StageError::Task("upscale semaphore closed".into()))?;
     let started = Instant::now();
     let key = keys::upscaled(variation.plan.index);
     let bytes = blobs.get(&variation.key).await?;

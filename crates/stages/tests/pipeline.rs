@@ -16,6 +16,8 @@ use atelier_storage::{BlobStore, JobBlobs};
 use image::RgbImage;
 
 fn settings() -> Arc<Settings> {
+    // Encode videos in this process (the binaries use the atelier-video helper).
+    atelier_video::install();
     let mut s = Settings::defaults();
     // Small outputs keep the suite fast; the code paths are the same.
     s.generation.canvas_width = 360;
@@ -133,10 +135,7 @@ async fn full_job_produces_every_artefact() {
     }
     let video = state.post.video.as_ref().expect("video made");
     assert!(blobs.size(&video.key).await.expect("head").unwrap_or(0) > 1000);
-    assert_eq!(
-        video.frames,
-        atelier_imaging::video::frame_count(6, &settings.video)
-    );
+    assert_eq!(video.frames, atelier_video::frame_count(6, &settings.video));
     let report = state.post.report_key.as_deref().expect("report made");
     assert!(blobs.size(report).await.expect("head").unwrap_or(0) > 1000);
 

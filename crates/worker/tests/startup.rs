@@ -47,3 +47,24 @@ fn an_unreachable_broker_is_an_error_not_a_hang() {
         assert!(stderr.to_lowercase().contains("broker"), "{binary}: {stderr}");
     }
 }
+
+/// The shared libraries `binary` loads, as `ldd` lists them.
+fn linked(binary: &str) -> String {
+    let out = Command::new("ldd").arg(binary).output().expect("ldd runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn only_the_postprocess_worker_links_ffmpeg() {
+    // FFmpeg's libraries cost every process tens of milliseconds to load; only
+    // the stage that encodes video may pay for them.
+    let [analysis, generation, upscaling, postprocess] = BINARIES;
+    for binary in [analysis, generation, upscaling] {
+        let libs = linked(binary);
+        assert!(!libs.contains("libavcodec"), "{binary} links FFmpeg:\n{libs}");
+    }
+    assert!(
+        linked(postprocess).contains("libavcodec"),
+        "postprocess encodes video in-process"
+    );
+}

@@ -29,6 +29,8 @@ pub struct Report {
     /// p50, p95, p99 of successful jobs; `None` when none succeeded.
     pub latency: Option<[Duration; 3]>,
     pub mean: Option<Duration>,
+    /// Every successful job's latency, sorted (for `--plot`).
+    pub latencies: Vec<Duration>,
 }
 
 /// The `p`-th percentile (0–100) of sorted samples, nearest-rank method: the
@@ -70,6 +72,7 @@ impl Report {
             wall,
             latency,
             mean,
+            latencies: ok,
         }
     }
 

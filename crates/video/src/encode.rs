@@ -21,7 +21,18 @@ use atelier_core::settings::VideoSettings;
 
 use super::yuv::Planes;
 use super::{ffmpeg_error, init, utf8_path};
-use crate::ImagingError;
+use atelier_imaging::ImagingError;
+
+/// libx264 options on top of the preset (`ultrafast` in config/default.toml),
+/// chosen with `scripts/bench/video.sh` for slideshow content. Ultrafast alone
+/// is ~40 % cheaper than `veryfast` but 9× larger; CABAC and three fixed
+/// B-frames (a slow zoom is exactly what bidirectional prediction is for) win
+/// back two thirds of the size for ~5 % of the time, and with crf 28 the file
+/// is within 1.5× of veryfast's at equal or better SSIM/PSNR (docs/benchmarks.md).
+/// Deblocking, adaptive B-frames and mb-tree lookahead cost more than they save
+/// here; the keyframe interval stays x264's default (250 frames, one per video
+/// for the standard job; a shorter one only grows the file).
+pub(super) const X264_PARAMS: &str = "cabac=1:bframes=3:b-adapt=0";
 
 /// An open MP4 file with one H.264 stream, accepting frames in display order.
 pub(super) struct H264Writer {
@@ -52,7 +63,12 @@ impl std::fmt::Debug for H264Writer {
 impl H264Writer {
     /// Opens the encoder and writes the MP4 header to a temporary file beside
     /// `path`.
-    pub(super) fn create(path: &Path, settings: &VideoSettings) -> Result<Self, ImagingError> {
+    /// `x264_params` replaces [`X264_PARAMS`] (for measuring alternatives).
+    pub(super) fn create(
+        path: &Path,
+        settings: &VideoSettings,
+        x264_params: Option<&str>,
+    ) -> Result<Self, ImagingError> {
         init()?;
         let (width, height) = (settings.width, settings.height);
         let fps = i32::try_from(settings.fps)
@@ -103,6 +119,10 @@ impl H264Writer {
         let mut options = Dictionary::new();
         options.set("preset", &settings.preset);
         options.set("crf", &settings.crf.to_string());
+        let params = x264_params.unwrap_or(X264_PARAMS);
+        if !params.is_empty() {
+            options.set("x264-params", params);
+        }
         let encoder = context.open_with(options).map_err(ffmpeg_error(&format!(
             "opening libx264 (preset {}, crf {})",
             settings.preset, settings.crf

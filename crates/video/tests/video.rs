@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use atelier_core::settings::{Settings, VideoSettings};
-use atelier_imaging::ImagingError;
-use atelier_imaging::video::{decode_frame, frame_count, probe, render_slideshow, stream_info};
+use atelier_video::ImagingError;
+use atelier_video::{decode_frame, frame_count, probe, render_slideshow, stream_info};
 use image::{Rgb, RgbImage};
 
 const RED: [u8; 3] = [200, 40, 40];

@@ -11,7 +11,7 @@
 
 use image::{GrayImage, Luma, RgbImage};
 
-use crate::ImagingError;
+use atelier_imaging::ImagingError;
 
 /// A 4:2:0 picture: `y` at full size, `u` and `v` at half width and height.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +64,14 @@ impl Planes {
             }
         }
         Ok(Self { y, u, v })
+    }
+
+    /// Writes the planes one after the other, as raw yuv420p.
+    pub(super) fn write_raw(&self, out: &mut dyn std::io::Write) -> Result<(), ImagingError> {
+        for plane in [&self.y, &self.u, &self.v] {
+            out.write_all(plane.as_raw())?;
+        }
+        Ok(())
     }
 
     /// Width and height of the luma plane.

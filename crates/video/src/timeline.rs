@@ -9,6 +9,7 @@
 //! never lengthens the video.
 
 use atelier_core::settings::VideoSettings;
+use atelier_imaging::video::{decimal, frame_count};
 
 /// One image as drawn in a frame: which one, and how far it has zoomed in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,27 +42,12 @@ pub(super) struct Timeline {
     zoom_per_frame: f64,
 }
 
-/// The decimal a person wrote in the settings file, recovered from its `f32`.
-///
-/// `1.55_f32` is really 1.5499999523…, which would make `3 × 1.55 s × 30 fps`
-/// round to 139 frames instead of 140; rounding to the microsecond undoes that.
-pub(super) fn decimal(value: f32) -> f64 {
-    (f64::from(value) * 1e6).round() / 1e6
-}
-
-/// Frames in a slideshow of `images` images: `round(images × seconds_per_image × fps)`.
-pub(super) fn frames_for(images: usize, settings: &VideoSettings) -> u32 {
-    let frames = images as f64 * decimal(settings.seconds_per_image) * f64::from(settings.fps);
-    // `as` saturates; absurd settings are refused before anything relies on this.
-    frames.round() as u32
-}
-
 impl Timeline {
     /// Lays out `images` slots. The caller has checked that there is at least one
     /// image, that every slot is at least one frame long and that the settings are
     /// finite.
     pub(super) fn new(images: usize, settings: &VideoSettings) -> Self {
-        let bounds: Vec<u32> = (0..=images).map(|i| frames_for(i, settings)).collect();
+        let bounds: Vec<u32> = (0..=images).map(|i| frame_count(i, settings)).collect();
         let shortest = bounds.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
         let wanted = (decimal(settings.transition_seconds) * f64::from(settings.fps)).round() as u32;
         // Keep at least one unblended frame per image, so every image is seen whole.
@@ -181,7 +167,7 @@ mod tests {
     fn total_is_images_times_slot_and_rounds_odd_lengths() {
         let s = settings(1.5, 0.4, 0.04);
         assert_eq!(Timeline::new(3, &s).frames(), 135);
-        assert_eq!(frames_for(3, &settings(1.55, 0.4, 0.0)), 140); // 139.5 rounds up
+        assert_eq!(frame_count(3, &settings(1.55, 0.4, 0.0)), 140); // 139.5 rounds up
         assert_eq!(Timeline::new(1, &s).frames(), 45);
     }
 

@@ -10,7 +10,7 @@ use ffmpeg_next as ffmpeg;
 use image::RgbImage;
 
 use super::{VideoInfo, ffmpeg_error, init, utf8_path};
-use crate::ImagingError;
+use atelier_imaging::ImagingError;
 
 /// The container's description of a video stream, before any decoding.
 #[derive(Debug, Clone, PartialEq)]
