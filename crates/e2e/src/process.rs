@@ -24,13 +24,30 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// Ports handed to services come from below the kernel's ephemeral range
+/// (32768–60999 by default), so an outgoing connection of another test can
+/// never take one between our check and the service's bind.
+const SERVICE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free TCP port on 127.0.0.1 for a service to bind: a random start in
+/// [`SERVICE_PORTS`] (tests run as parallel processes), then the next one
+/// this process has not handed out that binds now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = SERVICE_PORTS.end - SERVICE_PORTS.start;
+    let _ = NEXT.compare_exchange(
+        0,
+        (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u16 + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = SERVICE_PORTS.start + NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One running service process.
