@@ -316,12 +316,6 @@ mod tests {
     }
 
     #[test]
-    fn frame_count_is_images_times_slot() {
-        assert_eq!(frame_count(3, &settings()), 15);
-        assert_eq!(frame_count(0, &settings()), 0);
-    }
-
-    #[test]
     fn bad_inputs_are_video_errors_not_panics() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("v.mp4");
