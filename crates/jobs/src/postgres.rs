@@ -271,7 +271,18 @@ impl JobStore for PgJobStore {
         admission: Admission,
         failure: Option<JobFailure>,
     ) -> Result<Option<JobRecord>, JobStoreError> {
-        let Some(mut job) = self.find(id).await? else {
+        // Under the row lock, as `apply_event`: a worker can start the job
+        // before the gateway records its admission, and writing back a row
+        // read earlier would put a running job back to `queued`.
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = $1 FOR UPDATE");
+        let Some(mut job) = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()?
+        else {
             return Ok(None);
         };
         job.admission = admission;
@@ -293,8 +304,9 @@ impl JobStore for PgJobStore {
         .bind(job.resume_stage.map(Stage::as_str))
         .bind(to_i64(job.updated_at_ms))
         .bind(job.idempotency_key.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(Some(job))
     }
 

@@ -117,6 +117,7 @@ on_every_store!(
     concurrent_creates_with_one_key_make_one_job,
     the_in_flight_limit_holds_under_concurrent_creates,
     a_refused_job_fails_and_frees_its_key,
+    admission_recorded_after_the_first_stage_started_keeps_it_running,
     resumptions_are_counted,
     leases_have_one_holder_at_a_time,
     api_keys_are_stored_by_hash_and_revoked,
@@ -451,6 +452,27 @@ async fn a_refused_job_fails_and_frees_its_key(store: Arc<dyn Store>) {
     // Its key is free: a retry is a new job.
     let retry = fresh(store.create(keyed("k2", "t", "body")).await.expect("retry"));
     assert_ne!(retry.id, refused.id);
+}
+
+/// A worker may start a job before the gateway records its admission (the
+/// publish confirm and the delivery race): the admission must not put the
+/// running job back to queued.
+async fn admission_recorded_after_the_first_stage_started_keeps_it_running(store: Arc<dyn Store>) {
+    for _ in 0..50 {
+        let job = fresh(store.create(new_job(None)).await.expect("create"));
+        let started = event(job.id, EventKind::StageStarted, Some(Stage::Analysis), now_ms());
+        let (admitted, _) = tokio::join!(
+            store.set_admission(job.id, Admission::Admitted, None),
+            store.apply_event(&started),
+        );
+        admitted.expect("admit").expect("job");
+        let now = store.get(job.id).await.expect("get").expect("job");
+        assert_eq!(
+            (now.status, now.admission),
+            (JobStatus::Running, Admission::Admitted),
+            "{now:?}"
+        );
+    }
 }
 
 async fn resumptions_are_counted(store: Arc<dyn Store>) {
