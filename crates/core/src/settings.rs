@@ -243,6 +243,8 @@ pub struct GatewaySettings {
     pub max_connections: usize,
     pub header_read_timeout_seconds: u64,
     pub body_timeout_seconds: u64,
+    /// HTTP/2 keep-alive ping interval; idle HTTP/1.1 connections end at the
+    /// header-read timeout instead.
     pub idle_timeout_seconds: u64,
     /// Submissions handled at once by one gateway (beyond: 503).
     pub max_concurrent_submissions: usize,
