@@ -13,7 +13,7 @@ cd "$ATELIER_ROOT"
 ensure_build_deps
 ensure_nextest
 
-export ATELIER_FUZZ_CASES="${1:-20000}"
-log "fuzz: $ATELIER_FUZZ_CASES cases per property"
+export PROPTEST_CASES="${1:-20000}"
+log "fuzz: $PROPTEST_CASES cases per property"
 cargo nextest run --workspace --locked --no-fail-fast \
     --slow-timeout 600s -E 'test(/fuzz_/)'

@@ -32,9 +32,8 @@ python3 scripts/scaling/test_sim.py
 log "doc tests"
 cargo test --workspace --doc --locked
 
-# Property tests (tests named fuzz_*) run a fixed budget of cases here;
-# scripts/fuzz.sh runs the same properties for longer.
-export ATELIER_FUZZ_CASES="${ATELIER_FUZZ_CASES:-64}"
+# Property tests (tests named fuzz_*) run a fixed budget of cases
+# (PROPTEST_CASES in .cargo/config.toml); scripts/fuzz.sh runs them longer.
 
 # Tests named restart_* stop and start the shared RabbitMQ, so they run alone,
 # after everything else (and bring it back even when they fail).

@@ -201,13 +201,6 @@ mod tests {
 
         use super::*;
 
-        fn cases() -> u32 {
-            std::env::var("ATELIER_FUZZ_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64)
-        }
-
         fn check(body: &[u8]) -> Result<(), TestCaseError> {
             match parse_and_take_inputs(Bytes::copy_from_slice(body), 1 << 20) {
                 Ok(parsed) => {
@@ -260,7 +253,6 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
             #[test]
             fn fuzz_arbitrary_bodies(body in prop::collection::vec(any::<u8>(), 0..512)) {

@@ -312,15 +312,7 @@ mod tests {
 
         use super::*;
 
-        fn cases() -> u32 {
-            std::env::var("ATELIER_FUZZ_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64)
-        }
-
         proptest! {
-            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
             #[test]
             fn fuzz_data_uris(rest in any::<String>(), max in 0_u64..256) {

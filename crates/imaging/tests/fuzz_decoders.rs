@@ -3,8 +3,8 @@
 //! and chunks, forged headers) never panic, and a decode never allocates much
 //! more than its probe said it would, so the decode budget holds.
 //!
-//! The budget is `ATELIER_FUZZ_CASES` cases per property (64 in
-//! `scripts/test.sh`; `scripts/fuzz.sh` runs thousands).
+//! The budget is proptest's `PROPTEST_CASES` per property (64, set in
+//! `.cargo/config.toml`; `scripts/fuzz.sh` runs thousands).
 //!
 //! Allocations are counted per thread by a wrapper around the system
 //! allocator (libjpeg-turbo's own working memory is C `malloc` and not
@@ -98,13 +98,6 @@ fn limits() -> DecodeLimits {
         decode_budget_bytes: 1 << 30,
         max_jpeg_scans: 64,
     }
-}
-
-fn cases() -> u32 {
-    std::env::var("ATELIER_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
 }
 
 fn garment() -> image::RgbImage {
@@ -270,7 +263,6 @@ fn check(file: &[u8]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn fuzz_mutated_images_decode_safely(

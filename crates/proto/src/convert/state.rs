@@ -230,13 +230,6 @@ mod tests {
 
         use super::*;
 
-        fn cases() -> u32 {
-            std::env::var("ATELIER_FUZZ_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64)
-        }
-
         fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
             if let Ok((stage, state)) = decode_stage(bytes) {
                 let again = decode_stage(&encode_stage(stage, &state)).expect("a decoded state encodes");
@@ -246,7 +239,6 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
             #[test]
             fn fuzz_arbitrary_stage_messages(bytes in prop::collection::vec(any::<u8>(), 0..2_048)) {
