@@ -1,33 +1,95 @@
-//! What every Atelier binary sets up the same way: log output and the signals that
-//! ask it to stop. Kept in one place so services log in one format and shut down
-//! by one rule.
+//! What every Atelier binary sets up the same way: log output, OpenTelemetry
+//! traces, the Prometheus recorder, the ops listener and the signals that ask it
+//! to stop. Kept in one place so services log, trace, count and shut down by one
+//! rule and their binaries stay a few lines.
+
+pub mod metrics;
+pub mod ops;
+pub mod trace;
+
+mod logs;
 
 use atelier_core::settings::{LogFormat, TelemetrySettings};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
-/// Installs the global subscriber (once; a second call keeps the first).
+pub use metrics::Metrics;
+pub use trace::{continue_trace, current_traceparent, record_trace_id};
+
+/// Keeps the trace exporter alive; dropping it flushes the spans not yet sent.
+#[must_use = "dropping the guard stops exporting traces"]
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && trace::export_configured()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("flushing traces at exit: {error}");
+        }
+    }
+}
+
+/// Installs the global subscriber (once; a second call keeps the first): logs
+/// in `settings.log_format`, and spans to OpenTelemetry (exported when the
+/// `OTEL_*` variables say so, under `OTEL_SERVICE_NAME` or `service_name`).
 ///
-/// `RUST_LOG` wins over `settings.log_filter`; `fallback` is used when neither is
-/// set, so the command line can stay quiet while services log at `info`.
-pub fn init(settings: &TelemetrySettings, service: &str) {
-    init_with_filter(settings, &settings.log_filter, service);
+/// `RUST_LOG` wins over `settings.log_filter` for the logs; spans at INFO and
+/// above (and WARN+ events as span events) go to OpenTelemetry whatever the
+/// log filter, so a quiet log still gives whole traces.
+pub fn init(settings: &TelemetrySettings, service_name: &str) -> Telemetry {
+    init_with_filter(settings, &settings.log_filter, service_name)
 }
 
 /// [`init`] with `filter` in place of `settings.log_filter` (`RUST_LOG` still
 /// wins): the command line logs only warnings so its progress bars stay readable.
-pub fn init_with_filter(settings: &TelemetrySettings, filter: &str, service: &str) {
+pub fn init_with_filter(settings: &TelemetrySettings, filter: &str, service_name: &str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match settings.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match settings.log_format {
+        LogFormat::Json => fmt.event_format(logs::JsonLines).boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
-    tracing::debug!(service, "telemetry initialised");
+    let (provider, trace_error) = match trace::provider(service_name) {
+        Ok(provider) => (Some(provider), None),
+        Err(error) => (None, Some(error)),
+    };
+    let otel = provider.as_ref().map(|provider| {
+        trace::layer(provider).with_filter(FilterFn::new(|meta: &tracing::Metadata<'_>| {
+            if meta.is_span() {
+                *meta.level() <= Level::INFO
+            } else {
+                *meta.level() <= Level::WARN
+            }
+        }))
+    });
+    let installed = Registry::default()
+        .with(logs::SpanFields)
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init()
+        .is_ok();
+    if let Some(error) = trace_error {
+        tracing::error!(error = %atelier_core::error::error_chain(&error), "traces are not exported");
+    }
+    tracing::debug!(
+        service_name,
+        exporting = trace::export_configured(),
+        "telemetry initialised"
+    );
+    Telemetry {
+        provider: provider.filter(|_| installed),
+    }
 }
 
 /// Runs `serve` on a multi-threaded runtime, handing it a token that is
