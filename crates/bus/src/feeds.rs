@@ -44,6 +44,8 @@ pub struct StatusEvents {
 #[derive(Debug)]
 pub struct StatusEvent {
     pub event: JobEvent,
+    /// Trace context of the span that emitted it, to record it in that trace.
+    pub traceparent: Option<String>,
     acked: Acked<v1::JobEvent>,
 }
 
@@ -57,10 +59,18 @@ impl StatusEvents {
     pub async fn next(&mut self) -> Option<StatusEvent> {
         loop {
             let acked = self.inner.next().await?;
-            let checked = acked.event().map(JobEvent::try_from);
+            let checked = acked
+                .event()
+                .map(|wire| (JobEvent::try_from(wire), wire.traceparent.clone()));
             match checked {
-                Some(Ok(event)) => return Some(StatusEvent { event, acked }),
-                Some(Err(error)) => {
+                Some((Ok(event), traceparent)) => {
+                    return Some(StatusEvent {
+                        event,
+                        traceparent,
+                        acked,
+                    });
+                }
+                Some((Err(error), _)) => {
                     let reason = format!("invalid event: {error}");
                     if let Err(e) = acked.dead_letter(&reason).await {
                         tracing::warn!(error = %e, "could not dead-letter an invalid event");

@@ -138,9 +138,14 @@ impl JobBus {
         state: &JobState,
         from: &MessageMeta,
     ) -> Result<(), BrokerError> {
+        // The next stage is a child of the span forwarding it (the stage's own,
+        // when tracing is set up), else a fresh span id in the same trace.
+        let traceparent = atelier_telemetry::current_traceparent()
+            .filter(|tp| atelier_broker::is_valid_traceparent(tp))
+            .unwrap_or_else(|| atelier_broker::child_traceparent(from.traceparent.as_deref()));
         let meta = MessageMeta {
             attempt: 1,
-            traceparent: Some(atelier_broker::child_traceparent(from.traceparent.as_deref())),
+            traceparent: Some(traceparent),
             ..from.clone()
         };
         self.publish_accepted(next, state, &meta).await
@@ -162,14 +167,17 @@ impl JobBus {
             .await
     }
 
-    /// Publishes `event`, confirmed.
+    /// Publishes `event`, confirmed, carrying the current span's trace context
+    /// (so its recording joins the job's trace).
     pub async fn emit(&self, event: &JobEvent) -> Result<(), BrokerError> {
         let job_id = event.job.to_string();
         let key = EventKey {
             job_id: &job_id,
             kind: event.kind,
         };
-        self.events.publish(key, &v1::JobEvent::from(event)).await
+        let mut wire = v1::JobEvent::from(event);
+        wire.traceparent = atelier_telemetry::current_traceparent();
+        self.events.publish(key, &wire).await
     }
 
     /// Every job's events from now on (`None`), or one job's.
@@ -288,13 +296,18 @@ impl JobBus {
     }
 }
 
-/// Metadata of a job's first message into a stage.
+/// Metadata of a job's first message into a stage: in the given trace, else
+/// the current span's (the gateway's request), else a new one.
 fn first_meta(state: &JobState, traceparent: Option<String>) -> MessageMeta {
+    let traceparent = traceparent
+        .or_else(atelier_telemetry::current_traceparent)
+        .filter(|tp| atelier_broker::is_valid_traceparent(tp))
+        .unwrap_or_else(atelier_broker::new_traceparent);
     MessageMeta {
         job_id: state.spec.id.to_string(),
         attempt: 1,
         priority: state.spec.request.effective_priority(),
-        traceparent: Some(traceparent.unwrap_or_else(atelier_broker::new_traceparent)),
+        traceparent: Some(traceparent),
         deadline_ms: None,
     }
 }

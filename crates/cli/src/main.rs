@@ -26,18 +26,19 @@ fn main() -> ExitCode {
     let result = Settings::load()
         .map_err(anyhow::Error::from)
         .and_then(|settings| {
-            if !matches!(cli.command, Command::Serve(_)) {
-                atelier_telemetry::init_with_filter(&settings.telemetry, "warn", "atelier");
-            }
+            // `atelier serve` is the service `atelier` in traces; other
+            // commands log warnings only (their progress bars stay readable).
+            let _telemetry = if matches!(cli.command, Command::Serve(_)) {
+                atelier_telemetry::init(&settings.telemetry, "atelier")
+            } else {
+                atelier_telemetry::init_with_filter(&settings.telemetry, "warn", "atelier")
+            };
             match cli.command {
                 Command::Process(args) => process::run(settings, args),
                 Command::Upscale(args) => upscale::run(&settings, &args),
                 Command::Bench(args) => bench::run(&args),
                 Command::Keys(args) => keys::run(settings, args),
-                Command::Serve(args) => {
-                    atelier_telemetry::init(&settings.telemetry, "serve");
-                    serve::run(settings, args)
-                }
+                Command::Serve(args) => serve::run(settings, args),
             }
         });
     match result {

@@ -25,9 +25,7 @@ const BLOB_FOLDER: &str = "blobs";
 /// Runs until SIGTERM or ctrl-c.
 pub fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let settings = embedded_settings(settings, &args)?;
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = atelier_telemetry::Metrics::install().context("installing the metrics recorder")?;
     atelier_telemetry::run_until_signal(|shutdown| serve(settings, args.data, Some(metrics), shutdown))?
 }
 
@@ -62,7 +60,7 @@ fn embedded_settings(mut settings: Settings, args: &ServeArgs) -> anyhow::Result
 async fn serve(
     settings: Settings,
     data: PathBuf,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    metrics: Option<atelier_telemetry::Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let settings = Arc::new(settings);

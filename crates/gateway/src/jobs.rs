@@ -72,6 +72,6 @@ pub async fn cancel_job(
     app.bus
         .emit(&JobEvent::new(id, EventKind::Cancelled, "gateway"))
         .await?;
-    metrics::counter!("atelier_gateway_jobs_cancelled_total").increment(1);
+    metrics::counter!(atelier_telemetry::metrics::JOBS_CANCELLED).increment(1);
     Ok(accepted(id, JobStatus::Cancelled))
 }

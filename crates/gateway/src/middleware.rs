@@ -1,6 +1,7 @@
 //! What wraps every request: its id (in the logs, in the `X-Request-Id`
-//! header and in 5xx bodies), `Retry-After` on every 503, and the request
-//! metrics.
+//! header and in 5xx bodies), its span (continuing the client's `traceparent`,
+//! the root of the job's trace), the access log line, `Retry-After` on every
+//! 503, and the request metrics.
 
 use std::time::Instant;
 
@@ -9,6 +10,9 @@ use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+use tracing::field::Empty;
+
+use atelier_telemetry::metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS};
 
 use crate::AppState;
 
@@ -26,8 +30,18 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// Gives every request an id (the client's `X-Request-Id` when it is sane),
-/// logs under it and returns it.
+/// The route of a request as its matched path template (`/api/v1/jobs/{id}`),
+/// so labels and span names stay few; `unmatched` for unknown paths.
+fn route_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when it is sane) and
+/// a server span continuing the client's `traceparent` (or starting a trace);
+/// logs under both and returns the id.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
@@ -38,10 +52,31 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         request.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let span = tracing::info_span!("request", request_id = %id);
+    let route = route_of(&request);
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = Empty,
+        request_id = %id,
+        trace_id = Empty,
+    );
+    let traceparent = request
+        .headers()
+        .get(atelier_telemetry::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    atelier_telemetry::continue_trace(&span, traceparent);
     let mut response = REQUEST_ID
-        .scope(id.clone(), next.run(request).instrument(span))
+        .scope(id.clone(), next.run(request).instrument(span.clone()))
         .await;
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -60,21 +95,42 @@ pub async fn retry_after(State(app): State<AppState>, request: Request, next: Ne
     response
 }
 
-/// Counts requests and their latency per route and status.
+/// Counts requests and their latency per route and status, and writes the
+/// access log line (INFO, inside the request's span so it carries the request
+/// id and trace id). An event stream is counted but not timed: it lasts as
+/// long as its client listens, which says nothing about the gateway.
 pub async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = route_of(&request);
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("atelier_gateway_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+    let latency = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    tracing::info!(
+        target: "atelier::access",
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = latency * 1_000.0,
+        request_id = current_request_id().as_deref().unwrap_or_default(),
+        "request"
+    );
+    if !is_event_stream(&response) {
+        metrics::histogram!(HTTP_REQUEST_DURATION, "method" => method.clone(), "route" => route.clone())
+            .record(latency);
+    }
+    metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("atelier_gateway_request_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A `text/event-stream` answer (the job events route).
+fn is_event_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 /// An HTTP/1.1 request refused with a body that may be unread (401 before

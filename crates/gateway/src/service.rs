@@ -18,7 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::server::{Drain, ServerLimits};
 use crate::{ApiError, AppState, EventFeed, Fetcher, auth, middleware as mw, ops};
@@ -53,7 +52,6 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), mw::retry_after))
         .layer(middleware::from_fn(mw::record_metrics))
-        .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(mw::request_id))
         .layer(middleware::from_fn(mw::close_after_refused_body))
         .layer(CatchPanicLayer::new())
@@ -77,7 +75,7 @@ pub async fn build_state(
     bus: JobBus,
     jobs: Arc<dyn Store>,
     blobs: BlobStore,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    metrics: Option<atelier_telemetry::Metrics>,
     shutdown: &CancellationToken,
 ) -> Result<AppState, GatewayError> {
     let fetcher = Fetcher::new(&settings.gateway.fetch, settings.limits.clone())?;
@@ -156,7 +154,7 @@ pub async fn run(
 /// `gateway.bind` and `ops.bind`. `ready` receives the bound address once listening.
 pub async fn serve(
     settings: Settings,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    metrics: Option<atelier_telemetry::Metrics>,
     shutdown: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), GatewayError> {
@@ -181,8 +179,8 @@ pub async fn serve(
 /// The whole `main` of `atelier-gateway`.
 pub fn run_main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    atelier_telemetry::init(&settings.telemetry, "gateway");
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let _telemetry = atelier_telemetry::init(&settings.telemetry, "atelier-gateway");
+    let metrics = atelier_telemetry::Metrics::install()?;
     atelier_telemetry::run_until_signal(|shutdown| serve(settings, Some(metrics), shutdown, None))??;
     Ok(())
 }

@@ -8,7 +8,6 @@ use atelier_core::settings::Settings;
 use atelier_jobs::Store;
 use atelier_proto::v1::status_service_client::StatusServiceClient;
 use atelier_storage::BlobStore;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
@@ -27,7 +26,8 @@ pub struct AppState {
     pub events: EventFeed,
     pub fetcher: Fetcher,
     pub status: StatusServiceClient<Channel>,
-    pub metrics: Option<PrometheusHandle>,
+    /// This process's Prometheus recorder (`None`: `/metrics` answers 404).
+    pub metrics: Option<atelier_telemetry::Metrics>,
     /// Cached API key lookups.
     pub keys: Keys,
     /// Submissions handled at once (`gateway.max_concurrent_submissions`).

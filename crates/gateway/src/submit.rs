@@ -199,7 +199,7 @@ async fn submit(
     if let Err(e) = app.jobs.set_admission(id, Admission::Admitted, None).await {
         tracing::warn!(job = %id, error = %error_chain(&e), "could not record an admitted job; the reaper will");
     }
-    metrics::counter!("atelier_gateway_jobs_submitted_total", "kind" => kind.as_str()).increment(1);
+    metrics::counter!(atelier_telemetry::metrics::JOBS_SUBMITTED, "kind" => kind.as_str()).increment(1);
     if respond_async {
         return Ok(accepted(id, JobStatus::Queued));
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use atelier_bus::{JobBus, StageDepth};
 use atelier_core::pipeline::Stage;
+use atelier_telemetry::metrics::{BROKER_UP, DEAD_LETTERS, QUEUE_CONSUMERS, QUEUE_MESSAGES};
 use tokio_util::sync::CancellationToken;
 
 /// Latest depth and consumer count per stage, and whether the bus answered.
@@ -46,6 +47,7 @@ impl QueueWatch {
             }
         }
         let dead_letters = bus.dead_letter_count().await.unwrap_or_default();
+        export(&stages, dead_letters, connected);
         *self
             .latest
             .write()
@@ -67,4 +69,18 @@ impl QueueWatch {
             }
         }
     }
+}
+
+/// The snapshot as gauges (`atelier_queue_messages{state="ready"}`,
+/// `atelier_queue_consumers`, `atelier_dead_letters`, `atelier_broker_up`).
+/// RabbitMQ tells an AMQP client only the ready count: the `unacked` side is
+/// exported by each worker, for the messages it holds (see atelier-bus).
+fn export(stages: &[(Stage, StageDepth)], dead_letters: u32, connected: bool) {
+    for (stage, depth) in stages {
+        let stage = stage.as_str();
+        metrics::gauge!(QUEUE_MESSAGES, "stage" => stage, "state" => "ready").set(f64::from(depth.messages));
+        metrics::gauge!(QUEUE_CONSUMERS, "stage" => stage).set(f64::from(depth.consumers));
+    }
+    metrics::gauge!(DEAD_LETTERS).set(f64::from(dead_letters));
+    metrics::gauge!(BROKER_UP).set(if connected { 1.0 } else { 0.0 });
 }

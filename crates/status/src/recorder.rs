@@ -6,7 +6,10 @@ use std::time::Duration;
 use atelier_bus::{JobBus, StatusEvent};
 use atelier_core::error::error_chain;
 use atelier_jobs::JobStore;
+use atelier_telemetry::metrics::JOBS;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::EventHub;
 
@@ -36,7 +39,17 @@ pub async fn record_events(
         let Some(received) = next else {
             return Ok(());
         };
-        if !record(&*store, received, &hub, &shutdown).await {
+        // Recording joins the trace of the span that emitted the event.
+        let span = tracing::info_span!(
+            "record event",
+            otel.name = %format!("record {}", received.event.kind),
+            otel.kind = "consumer",
+            job_id = %received.event.job,
+            kind = received.event.kind.as_str(),
+            trace_id = Empty,
+        );
+        atelier_telemetry::continue_trace(&span, received.traceparent.as_deref());
+        if !record(&*store, received, &hub, &shutdown).instrument(span).await {
             return Ok(());
         }
     }
@@ -55,6 +68,11 @@ async fn record(
             Ok(_) => {
                 let event = received.event.clone();
                 received.ack().await;
+                // A redelivered final event counts again; rare (a crash between
+                // storing and acknowledging) and harmless to a rate.
+                if let Some(outcome) = event.kind.final_status() {
+                    metrics::counter!(JOBS, "outcome" => outcome.as_str()).increment(1);
+                }
                 hub.publish(event);
                 return true;
             }

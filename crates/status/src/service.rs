@@ -32,6 +32,24 @@ pub enum StatusError {
     Server(#[from] tonic::transport::Error),
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error(transparent)]
+    Ops(#[from] atelier_telemetry::ops::OpsError),
+}
+
+/// The status service is ready when it reaches the broker and the job store.
+struct Readiness {
+    bus: JobBus,
+    store: Arc<dyn Store>,
+}
+
+#[async_trait::async_trait]
+impl atelier_telemetry::ops::Readiness for Readiness {
+    async fn checks(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("broker", self.bus.is_connected()),
+            ("job_store", self.store.ping().await.is_ok()),
+        ]
+    }
 }
 
 /// Records events from `bus` into `store` and serves `StatusService` (with
@@ -117,16 +135,28 @@ pub async fn run(
     Ok(())
 }
 
-/// The status process: PostgreSQL, RabbitMQ, `status.bind`. `ready` receives
+/// The status process: PostgreSQL, RabbitMQ, `status.bind`; with `metrics`
+/// (the process's recorder), the ops listener on `ops.bind`. `ready` receives
 /// the bound address once listening.
 pub async fn serve(
     settings: Settings,
+    metrics: Option<atelier_telemetry::Metrics>,
     shutdown: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), StatusError> {
     let settings = Arc::new(settings);
     let store = atelier_jobs::connect(&settings.database).await?;
     let bus = JobBus::rabbitmq(&settings, "atelier-status").await?;
+    let ops_stop = CancellationToken::new();
+    let _ops_stop = ops_stop.clone().drop_guard();
+    if let Some(metrics) = metrics {
+        let listener = atelier_telemetry::ops::bind(&settings.ops.bind_for("status")).await?;
+        let ready = Arc::new(Readiness {
+            bus: bus.clone(),
+            store: store.clone(),
+        });
+        atelier_telemetry::ops::spawn(listener, Some(metrics), ready, shutdown.clone(), ops_stop);
+    }
     let listener = bind(&settings.status.bind).await?;
     if let Some(ready) = ready
         && let Ok(addr) = listener.local_addr()
@@ -156,7 +186,8 @@ pub async fn bind(addr: &str) -> Result<TcpListener, StatusError> {
 /// The whole `main` of `atelier-status`.
 pub fn run_main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    atelier_telemetry::init(&settings.telemetry, "status");
-    atelier_telemetry::run_until_signal(|shutdown| serve(settings, shutdown, None))??;
+    let _telemetry = atelier_telemetry::init(&settings.telemetry, "atelier-status");
+    let metrics = atelier_telemetry::Metrics::install()?;
+    atelier_telemetry::run_until_signal(|shutdown| serve(settings, Some(metrics), shutdown, None))??;
     Ok(())
 }

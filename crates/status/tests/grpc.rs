@@ -42,6 +42,7 @@ async fn start_with(extra: &[(&str, &str)]) -> (Settings, Channel, CancellationT
     let (tx, rx) = tokio::sync::oneshot::channel();
     let served = tokio::spawn(atelier_status::serve(
         settings.clone(),
+        None,
         shutdown.clone(),
         Some(tx),
     ));

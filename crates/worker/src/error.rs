@@ -13,4 +13,6 @@ pub enum WorkerError {
     Settings(#[from] atelier_core::CoreError),
     #[error("cannot open the job store (for the shared vendor quotas)")]
     Jobs(#[from] atelier_jobs::JobStoreError),
+    #[error(transparent)]
+    Ops(#[from] atelier_telemetry::ops::OpsError),
 }

@@ -66,11 +66,36 @@ pub async fn run_workers(
     Ok(())
 }
 
-/// One stage's worker process: RabbitMQ, the configured blob store.
-pub async fn serve(stage: Stage, settings: Settings, shutdown: CancellationToken) -> Result<(), WorkerError> {
+/// A worker is ready while it reaches the broker (it consumes through it).
+struct Readiness {
+    bus: JobBus,
+}
+
+#[async_trait::async_trait]
+impl atelier_telemetry::ops::Readiness for Readiness {
+    async fn checks(&self) -> Vec<(&'static str, bool)> {
+        vec![("broker", self.bus.is_connected())]
+    }
+}
+
+/// One stage's worker process: RabbitMQ, the configured blob store; with
+/// `metrics` (the process's recorder), the ops listener on `ops.bind`.
+pub async fn serve(
+    stage: Stage,
+    settings: Settings,
+    metrics: Option<atelier_telemetry::Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
     let settings = Arc::new(settings);
     let bus = JobBus::rabbitmq(&settings, &format!("atelier-{}", stage.service_name())).await?;
     let blobs = BlobStore::from_url(&settings.blobs.url)?;
+    let ops_stop = CancellationToken::new();
+    let _ops_stop = ops_stop.clone().drop_guard();
+    if let Some(metrics) = metrics {
+        let listener = atelier_telemetry::ops::bind(&settings.ops.bind_for(stage.service_name())).await?;
+        let ready = Arc::new(Readiness { bus: bus.clone() });
+        atelier_telemetry::ops::spawn(listener, Some(metrics), ready, shutdown.clone(), ops_stop);
+    }
     // Workers touch the job store only to share the vendors' quotas.
     let store = if Providers::any_remote(&settings) {
         Some(atelier_jobs::connect(&settings.database).await?)
@@ -107,7 +132,9 @@ async fn listen_for_cancels(bus: JobBus, cancelled: Arc<CancelledJobs>, shutdown
 /// signal. Returns the process's outcome for `anyhow` at the top.
 pub fn run_main(stage: Stage) -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    atelier_telemetry::init(&settings.telemetry, stage.service_name());
-    atelier_telemetry::run_until_signal(|shutdown| serve(stage, settings, shutdown))??;
+    let _telemetry =
+        atelier_telemetry::init(&settings.telemetry, &format!("atelier-{}", stage.service_name()));
+    let metrics = atelier_telemetry::Metrics::install()?;
+    atelier_telemetry::run_until_signal(|shutdown| serve(stage, settings, Some(metrics), shutdown))??;
     Ok(())
 }

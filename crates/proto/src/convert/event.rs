@@ -24,6 +24,9 @@ impl From<&JobEvent> for v1::JobEvent {
             worker: event.worker.clone(),
             error_code: failure.map(|f| f.code.clone()),
             error_field: failure.and_then(|f| f.field.clone()),
+            // Set by the bus when it publishes (trace context is transport
+            // metadata, not part of the job's story).
+            traceparent: None,
         }
     }
 }

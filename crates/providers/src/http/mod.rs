@@ -25,14 +25,14 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// TCP keep-alive probes on pooled connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
-/// Metric: calls by provider, operation and outcome (`ok` or an error label).
-pub const METRIC_CALLS: &str = "atelier_provider_calls_total";
 /// Metric: call latency in seconds, retries included.
-pub const METRIC_SECONDS: &str = "atelier_provider_call_seconds";
-/// Metric: retries by provider and operation.
-pub const METRIC_RETRIES: &str = "atelier_provider_retries_total";
+pub use atelier_telemetry::metrics::PROVIDER_CALL_DURATION as METRIC_SECONDS;
+/// Metric: calls by provider, operation and outcome (`ok` or an error label).
+pub use atelier_telemetry::metrics::PROVIDER_CALLS as METRIC_CALLS;
 /// Metric: remote failures answered by a fallback (local result kept).
-pub const METRIC_FALLBACKS: &str = "atelier_provider_fallbacks_total";
+pub use atelier_telemetry::metrics::PROVIDER_FALLBACKS as METRIC_FALLBACKS;
+/// Metric: retries by provider and operation.
+pub use atelier_telemetry::metrics::PROVIDER_RETRIES as METRIC_RETRIES;
 
 /// One logical call: names for the span and the metrics, and whether it spends a
 /// rate-limit token (Replicate limits creations, not polls).
@@ -103,8 +103,13 @@ impl HttpClient {
         P: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
+        // A client span in the job's trace; each attempt carries its context
+        // to the vendor in a `traceparent` header.
         let span = tracing::info_span!(
             "provider_call",
+            otel.name = %format!("{} {}", self.provider, call.op),
+            otel.kind = "client",
+            otel.status_code = field::Empty,
             provider = self.provider,
             model = call.model,
             op = call.op,
@@ -153,7 +158,10 @@ impl HttpClient {
                 .record(elapsed.as_secs_f64());
             match &result {
                 Ok(_) => tracing::debug!("call finished"),
-                Err(error) => tracing::warn!(%error, "call failed"),
+                Err(error) => {
+                    span.record("otel.status_code", "ERROR");
+                    tracing::warn!(%error, "call failed");
+                }
             }
             result
         }
@@ -180,7 +188,11 @@ impl HttpClient {
         if call.rate_limited {
             self.quota.acquire(self.provider, self.rate.0, self.rate.1).await;
         }
-        match build(&self.client).send().await {
+        let mut request = build(&self.client);
+        if let Some(traceparent) = atelier_telemetry::current_traceparent() {
+            request = request.header(atelier_telemetry::trace::TRACEPARENT, traceparent);
+        }
+        match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 (Some(status), parse(response).await)
