@@ -16,6 +16,8 @@ pub struct GatedGemini {
     calls: Arc<std::sync::atomic::AtomicUsize>,
     /// Calls still to answer 503 (a vendor outage), once let through.
     failures: Arc<std::sync::atomic::AtomicUsize>,
+    /// The `traceparent` header of every call, in arrival order ("" when absent).
+    traceparents: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GatedGemini {
@@ -24,14 +26,26 @@ impl GatedGemini {
         let gate = Arc::new(Semaphore::new(0));
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let traceparents = Arc::new(std::sync::Mutex::new(Vec::new()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let app = {
-            let (gate, calls, failures) = (gate.clone(), calls.clone(), failures.clone());
+            let (gate, calls, failures, traceparents) = (
+                gate.clone(),
+                calls.clone(),
+                failures.clone(),
+                traceparents.clone(),
+            );
             axum::Router::new().route(
                 "/v1beta/models/{call}",
-                post(move || {
+                post(move |headers: axum::http::HeaderMap| {
                     let (gate, calls, failures) = (gate.clone(), calls.clone(), failures.clone());
+                    let traceparent = headers
+                        .get("traceparent")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    traceparents.lock().expect("lock").push(traceparent);
                     async move {
                         use axum::response::IntoResponse;
                         use std::sync::atomic::Ordering::SeqCst;
@@ -57,6 +71,7 @@ impl GatedGemini {
             gate,
             calls,
             failures,
+            traceparents,
         }
     }
 
@@ -78,6 +93,11 @@ impl GatedGemini {
     /// Calls received so far (answered or held).
     pub fn calls(&self) -> usize {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The `traceparent` header of every call so far ("" when a call had none).
+    pub fn traceparents(&self) -> Vec<String> {
+        self.traceparents.lock().expect("lock").clone()
     }
 
     /// Settings that send the analysis stage's Gemini calls here, one job at a time.

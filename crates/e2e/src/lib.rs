@@ -11,13 +11,16 @@
 
 mod fixtures;
 mod gemini;
+mod otlp;
 mod process;
+pub mod prometheus;
 mod serve;
 mod stack;
 mod system;
 
 pub use fixtures::{data_uri, files_under, photo, photo_sized, request, serve_photo};
 pub use gemini::GatedGemini;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{Service, bin_dir, free_port};
 pub use serve::Serve;
 pub use stack::{Stack, WORKERS};

@@ -34,6 +34,9 @@ pub struct Stack {
     pub ops: Vec<String>,
     pub status: Service,
     pub status_url: String,
+    /// The ops listener (`/healthz`, `/readyz`, `/metrics`) of the status
+    /// service and of each worker, by service name.
+    pub service_ops: BTreeMap<String, String>,
     pub workers: BTreeMap<String, Service>,
     pub env: Vec<(String, String)>,
     pub settings: Settings,
@@ -79,13 +82,21 @@ impl Stack {
         .expect("RabbitMQ reachable");
 
         let key = crate::process::run_cli(&crate::system::ADMIN_KEY_ARGS, &env);
-        let status = Service::spawn("status", "atelier-status", &[], &env, dir.path());
+        let mut service_ops = BTreeMap::new();
+        let status = Service::spawn(
+            "status",
+            "atelier-status",
+            &[],
+            &with_ops(&env, "status", &mut service_ops),
+            dir.path(),
+        );
         let mut workers = BTreeMap::new();
         if options.workers {
             for (name, _) in WORKERS {
+                let wenv = with_ops(&env, name, &mut service_ops);
                 workers.insert(
                     name.to_string(),
-                    Service::spawn(name, &format!("atelier-{name}"), &[], &env, dir.path()),
+                    Service::spawn(name, &format!("atelier-{name}"), &[], &wenv, dir.path()),
                 );
             }
         }
@@ -108,6 +119,7 @@ impl Stack {
             ops,
             status,
             status_url,
+            service_ops,
             workers,
             env,
             settings,
@@ -126,9 +138,10 @@ impl Stack {
     /// until they consume.
     pub async fn start_workers(&mut self) {
         for (name, _) in WORKERS {
+            let wenv = with_ops(&self.env, name, &mut self.service_ops);
             self.workers.insert(
                 name.to_string(),
-                Service::spawn(name, &format!("atelier-{name}"), &[], &self.env, self.dir.path()),
+                Service::spawn(name, &format!("atelier-{name}"), &[], &wenv, self.dir.path()),
             );
         }
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -140,9 +153,10 @@ impl Stack {
     /// Starts one worker and waits until it consumes.
     pub async fn start_worker(&mut self, name: &str) {
         let stage = WORKERS.iter().find(|(n, _)| *n == name).expect("worker name").1;
+        let wenv = with_ops(&self.env, name, &mut self.service_ops);
         self.workers.insert(
             name.to_string(),
-            Service::spawn(name, &format!("atelier-{name}"), &[], &self.env, self.dir.path()),
+            Service::spawn(name, &format!("atelier-{name}"), &[], &wenv, self.dir.path()),
         );
         self.wait_consumers(stage, 1, Instant::now() + READY_TIMEOUT, name)
             .await;
@@ -239,6 +253,21 @@ impl Stack {
     pub fn urls(&self) -> Vec<String> {
         self.gateways.iter().map(|(_, url)| url.clone()).collect()
     }
+}
+
+/// `env` with an ops listener of its own for service `name` (the defaults,
+/// 9101–9105, would collide between stacks running side by side), noted in `ops`.
+fn with_ops(
+    env: &[(String, String)],
+    name: &str,
+    ops: &mut BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let port = free_port();
+    ops.insert(name.to_string(), format!("http://127.0.0.1:{port}"));
+    let mut env = env.to_vec();
+    env.retain(|(k, _)| k != "ATELIER__OPS__BIND");
+    env.push(("ATELIER__OPS__BIND".into(), format!("127.0.0.1:{port}")));
+    env
 }
 
 impl Drop for Stack {
