@@ -5,6 +5,8 @@
 #               resolved by docker-compose (v1, Debian) as an engine would
 #   Dockerfile  hadolint (.hadolint.yaml)
 #   protobuf    buf lint (proto/buf.yaml)
+#   dashboards  deploy/grafana/*.json parse, and they and docs/operations.md's
+#               PromQL name only metrics the code exports
 # Each check first proves it can fail: it must reject a broken copy of the
 # file. Tools come from the registries (scripts/lib/tools.sh), installed when
 # missing. Needs no Docker engine and no cluster.
@@ -64,5 +66,14 @@ cp -r proto "$scratch/proto"
 sed -i '0,/^message /s/^message \([A-Za-z]*\)/message bad_\1/' "$scratch/proto/atelier/v1/status.proto"
 must_reject "a snake_case message name" bash -c "cd '$scratch/proto' && '$buf' lint"
 (cd proto && "$buf" lint)
+
+log "Grafana dashboard and documented PromQL (metrics the code exports)"
+sed 's/atelier_stage_duration_seconds_bucket/atelier_stage_seconds_bucket/' deploy/grafana/atelier-dashboard.json >"$scratch/dashboard.json"
+must_reject "a dashboard naming a metric nobody exports" python3 scripts/ci/check_metrics_refs.py "$scratch/dashboard.json"
+printf '{"panels": [' >"$scratch/broken.json"
+must_reject "a dashboard that is not JSON" python3 scripts/ci/check_metrics_refs.py "$scratch/broken.json"
+for board in deploy/grafana/*.json; do
+  python3 scripts/ci/check_metrics_refs.py "$board"
+done
 
 log "deployment files: all checks passed"

@@ -22,6 +22,10 @@
 #   ATELIER_GATEWAY_PORT     gateway port on 127.0.0.1 (default 8080)
 #   ATELIER_STATUS_PORT      status gRPC port on 127.0.0.1 (default 50051)
 #   ATELIER__GATEWAY__BIND, ATELIER__STATUS__BIND, ATELIER__*   win over the above
+#   ATELIER_OPS_HOST         address of every service's ops listener (127.0.0.1);
+#                            ports: gateway 9100, status 9101, analysis 9102,
+#                            generation 9103, upscaling 9104, postprocess 9105
+#                            (/healthz, /readyz, /metrics; readiness is polled there)
 #   ATELIER_STACK_TIMEOUT    seconds each service may take to become ready (60)
 #   ATELIER_STACK_GRACE      seconds between SIGTERM and SIGKILL on stop (70)
 set -euo pipefail
@@ -35,8 +39,7 @@ STATE_DIR="$ATELIER_ROOT/.stack"
 READY_TIMEOUT="${ATELIER_STACK_TIMEOUT:-60}"
 # Workers finish in-flight jobs for worker.shutdown_grace_seconds (60) on SIGTERM.
 GRACE="${ATELIER_STACK_GRACE:-70}"
-# What a worker logs once it consumes its queue (case-insensitive extended regex).
-WORKER_READY_PATTERN="${ATELIER_STACK_WORKER_READY:-consum}"
+OPS_HOST="${ATELIER_OPS_HOST:-127.0.0.1}"
 
 GATEWAY_BIND="${ATELIER__GATEWAY__BIND:-127.0.0.1:${ATELIER_GATEWAY_PORT:-8080}}"
 STATUS_BIND="${ATELIER__STATUS__BIND:-127.0.0.1:${ATELIER_STATUS_PORT:-50051}}"
@@ -110,6 +113,18 @@ service_port() {
   esac
 }
 
+# The ops listener's port of a service (config/default.toml's [ops] defaults).
+ops_port() {
+  case "$1" in
+    gateway) echo 9100 ;;
+    status) echo 9101 ;;
+    analysis) echo 9102 ;;
+    generation) echo 9103 ;;
+    upscaling) echo 9104 ;;
+    postprocess) echo 9105 ;;
+  esac
+}
+
 # Who listens on a port (for error messages).
 port_owner() { ss -ltnpH "sport = :$1" 2>/dev/null | sed 's/.*users:/users:/' | head -n 1; }
 
@@ -125,15 +140,9 @@ show_log_tail() {
 is_ready() {
   local name="$1" pid="$2"
   kill -0 "$pid" 2>/dev/null || return 1
-  case "$name" in
-    gateway)
-      local host="${GATEWAY_BIND%:*}"
-      case "$host" in 0.0.0.0 | "" | "[::]") host=127.0.0.1 ;; esac
-      curl -fsS -o /dev/null --max-time 2 "http://$host:$GATEWAY_PORT/readyz" 2>/dev/null
-      ;;
-    status) port_open "$STATUS_PORT" ;;
-    *) grep -Eqi -- "$WORKER_READY_PATTERN" "$(log_file "$name")" 2>/dev/null ;;
-  esac
+  local host="$OPS_HOST"
+  case "$host" in 0.0.0.0 | "" | "[::]") host=127.0.0.1 ;; esac
+  curl -fsS -o /dev/null --max-time 2 "http://$host:$(ops_port "$name")/readyz" 2>/dev/null
 }
 
 # Polls until the service is ready; on failure prints its log and stops it.
@@ -173,10 +182,11 @@ start_service() {
     wait_ready "$name" "$pid"
     return 0
   fi
-  port="$(service_port "$name")"
-  if [ -n "$port" ] && port_open "$port"; then
-    die "cannot start $name: port $port is taken by another process ($(port_owner "$port"))"
-  fi
+  for port in $(service_port "$name") $(ops_port "$name"); do
+    if port_open "$port"; then
+      die "cannot start $name: port $port is taken by another process ($(port_owner "$port"))"
+    fi
+  done
   bin="$(bin_dir)/$(binary_name "$name")"
   [ -x "$bin" ] || die "missing binary $bin"
   file="$(log_file "$name")"
@@ -189,6 +199,7 @@ start_service() {
     ATELIER__GATEWAY__STATUS_URL="$STATUS_URL" \
     ATELIER__BLOBS__URL="$BLOBS_URL" \
     ATELIER__GATEWAY__FETCH__ALLOW_PRIVATE_NETWORKS="$ALLOW_PRIVATE" \
+    ATELIER__OPS__BIND="$OPS_HOST:$(ops_port "$name")" \
     nohup "$bin" </dev/null >"$file" 2>&1 &
   pid=$!
   echo "$pid" >"$(pid_file "$name")"

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use atelier_core::settings::Settings;
+use atelier_core::settings::{OpsSettings, Settings};
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -856,4 +856,83 @@ fn the_gateway_and_status_are_given_the_time_to_drain() {
         termination >= settings.status.drain_delay_seconds + MARGIN_SECONDS,
         "status: terminationGracePeriodSeconds {termination} < its drain"
     );
+}
+
+/// The service name (`gateway`, `status`, `analysis`, ...) a binary serves.
+fn service_of(binary: &str) -> &str {
+    binary.trim_start_matches("atelier-")
+}
+
+/// Every Atelier service's ops listener is where its probes, healthchecks and
+/// Prometheus look: beyond loopback, on its own default port (`ops.bind`).
+#[test]
+fn every_service_is_probed_and_scraped_on_its_ops_listener() {
+    let docs = k8s_docs();
+    let mut seen = BTreeSet::new();
+    for d in of_kind(&docs, "Deployment") {
+        let name = scalar(&d["metadata"]["name"]);
+        let container = &containers(d)[0];
+        let binary = program(&container["args"]).expect("args name a binary");
+        let service = service_of(&binary).to_string();
+        let settings = assert_settings_accept(&name, &container_settings_vars(&docs, container));
+        let bind = settings.ops.bind_for(&service);
+        let port = OpsSettings::default_port(&service).to_string();
+        assert_eq!(bind, format!("0.0.0.0:{port}"), "{name}: ops.bind");
+        let ops = container["ports"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "ops")
+            .unwrap_or_else(|| panic!("{name}: no `ops` container port"));
+        assert_eq!(scalar(&ops["containerPort"]), port, "{name}");
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/readyz",
+            "{name}"
+        );
+        assert_eq!(container["readinessProbe"]["httpGet"]["port"], "ops", "{name}");
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"], "/healthz",
+            "{name}"
+        );
+        assert_eq!(container["livenessProbe"]["httpGet"]["port"], "ops", "{name}");
+        let annotations = &d["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{name}");
+        assert_eq!(scalar(&annotations["prometheus.io/port"]), port, "{name}");
+        assert_eq!(annotations["prometheus.io/path"], "/metrics", "{name}");
+        seen.insert(service);
+    }
+    let expected: BTreeSet<String> = [
+        "gateway",
+        "status",
+        "analysis",
+        "generation",
+        "upscaling",
+        "postprocess",
+    ]
+    .map(str::to_string)
+    .into();
+    assert_eq!(seen, expected);
+
+    let compose = compose();
+    for (name, service) in atelier_services(&compose) {
+        let binary = service.get("command").and_then(program).expect("command");
+        let env = atelier_vars(compose_env(service));
+        let settings = assert_settings_accept(&name, &env);
+        let kind = service_of(&binary);
+        let port = OpsSettings::default_port(kind);
+        assert_eq!(
+            settings.ops.bind_for(kind),
+            format!("0.0.0.0:{port}"),
+            "{name}: ops.bind"
+        );
+        // The gateway's healthcheck polls the same /readyz on its public port.
+        if kind == "gateway" {
+            continue;
+        }
+        let check = serde_yaml::to_string(&service["healthcheck"]["test"]).expect("healthcheck");
+        assert!(
+            check.contains(&format!("127.0.0.1:{port}/readyz")),
+            "{name}'s healthcheck does not poll its ops /readyz: {check}"
+        );
+    }
 }
