@@ -182,10 +182,13 @@ fn assert_process_metrics(families: &BTreeMap<String, Family>, service: &str) {
         ("process_start_time_seconds", "gauge"),
     ] {
         let family = assert_family(families, service, name, kind);
-        assert!(
-            family.samples.iter().any(|s| s.value > 0.0),
-            "{service}: {name} is 0"
-        );
+        // The metrics crate's counters are integers: CPU counts whole seconds.
+        if name != "process_cpu_seconds_total" {
+            assert!(
+                family.samples.iter().any(|s| s.value > 0.0),
+                "{service}: {name} is 0"
+            );
+        }
     }
 }
 
@@ -243,11 +246,17 @@ async fn stack_metrics_from_every_service_and_one_trace_per_job() {
     assert_one_trace(&spans, &services);
     // The vendor call: a client span under the analysis stage, whose context
     // went out in the request's traceparent.
-    let analysis = stage_span(&spans, "analysis").expect("analysis span");
     let call = spans.iter().find(|s| s.kind == CLIENT).expect("a provider span");
     assert_eq!(call.service, "atelier-analysis");
     assert_eq!(call.name, "gemini generate_content");
-    assert_eq!(call.parent_span_id, analysis.span_id);
+    let chain = ancestors(call, &spans);
+    assert!(
+        chain
+            .iter()
+            .any(|p| p.kind == CONSUMER && p.name == "analysis process")
+            && chain.iter().any(|a| a.kind == SERVER),
+        "the vendor call hangs under an analysis stage span under the gateway's: {call:#?} {chain:#?}\n{spans:#?}"
+    );
     let sent = gemini.traceparents();
     assert!(
         sent.iter()
