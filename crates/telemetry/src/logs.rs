@@ -82,7 +82,14 @@ where
             for span in scope.from_root() {
                 names.push(Value::String(span.name().to_string()));
                 if let Some(Fields(fields)) = span.extensions().get::<Fields>() {
-                    spans.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    // `otel.*` fields steer OpenTelemetry (span name, kind,
+                    // status); they say nothing a log reader needs.
+                    spans.extend(
+                        fields
+                            .iter()
+                            .filter(|(k, _)| !k.starts_with("otel."))
+                            .map(|(k, v)| (k.clone(), v.clone())),
+                    );
                 }
             }
         }
@@ -163,7 +170,12 @@ mod tests {
                 .with_writer(move || writer.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {
-            let outer = tracing::info_span!("request", request_id = "r1", trace_id = tracing::field::Empty);
+            let outer = tracing::info_span!(
+                "request",
+                otel.kind = "server",
+                request_id = "r1",
+                trace_id = tracing::field::Empty
+            );
             outer.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
             let _outer = outer.enter();
             let inner = tracing::info_span!("call", provider = "gemini");
@@ -179,6 +191,7 @@ mod tests {
         assert_eq!(line["fields"]["status"], 200);
         assert_eq!(line["span"]["request_id"], "r1");
         assert_eq!(line["span"]["provider"], "gemini");
+        assert!(line["span"].get("otel.kind").is_none(), "{text}");
         assert_eq!(line["spans"], serde_json::json!(["request", "call"]));
     }
 }
