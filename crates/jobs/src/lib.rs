@@ -15,6 +15,8 @@
 mod codec;
 mod error;
 mod keys;
+mod list;
+mod lock;
 mod memory;
 mod postgres;
 mod record;
@@ -27,11 +29,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use atelier_core::event::{JobEvent, JobFailure};
 use atelier_core::job::JobId;
+use atelier_core::pipeline::Stage;
 use atelier_core::settings::DatabaseSettings;
 
 pub use atelier_core::event::{EventKind, JobStatus};
 pub use error::JobStoreError;
 pub use keys::{ApiKey, KEY_PREFIX, KeyStore, RateDecision, RateLimits, hash_key, new_key_secret};
+pub use list::{DEFAULT_PAGE_SIZE, JobCursor, JobPage, JobQuery, MAX_PAGE_SIZE};
+pub use lock::SweepLock;
 pub use memory::MemoryJobStore;
 pub use postgres::PgJobStore;
 pub use record::{
@@ -105,6 +110,33 @@ pub trait JobStore: Send + Sync + fmt::Debug {
     /// `updated_before_ms`, least recently updated first, at most `limit`: what a
     /// restart re-enqueues and what the reaper looks at.
     async fn unfinished(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobRecord>, JobStoreError>;
+
+    /// One page of jobs matching `query`, newest first (creation time, then
+    /// id), and where the next page starts.
+    async fn list(&self, query: &JobQuery) -> Result<JobPage, JobStoreError>;
+
+    /// Puts a failed job back to work at `stage`, for a dead letter being
+    /// replayed: running (queued if it never started), failure cleared, its
+    /// checkpoint kept and `stage` to resume at, and its `failed` event
+    /// forgotten so a second failure is recorded again. A job in any other
+    /// status is returned unchanged; `None` when there is no such job.
+    async fn reopen(&self, id: JobId, stage: Stage) -> Result<Option<JobRecord>, JobStoreError>;
+
+    /// Ids of finished jobs (completed, failed, cancelled) last updated at or
+    /// before `updated_before_ms`, oldest first, at most `limit`.
+    async fn finished_before(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobId>, JobStoreError>;
+
+    /// Deletes the jobs of `ids` that are finished, with their events and
+    /// stage timings; an unfinished job is left alone. Returns how many went.
+    async fn delete_finished(&self, ids: &[JobId]) -> Result<u64, JobStoreError>;
+
+    /// Clears idempotency keys that expired at or before `now_ms` (their jobs
+    /// stay). Returns how many were cleared.
+    async fn clear_expired_idempotency_keys(&self, now_ms: u64) -> Result<u64, JobStoreError>;
+
+    /// The retention sweeper's lock, unless another sweeper holds it
+    /// (cluster-wide on PostgreSQL).
+    async fn try_sweep_lock(&self) -> Result<Option<SweepLock>, JobStoreError>;
 }
 
 /// Everything the edge and the pipeline keep: jobs, API keys, rate limits.

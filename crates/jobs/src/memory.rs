@@ -11,8 +11,8 @@ use tokio::sync::Mutex;
 use crate::keys::gcra;
 use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};
 use crate::{
-    Admission, ApiKey, Created, JobCounts, JobRecord, JobStore, JobStoreError, KeyStore, NewJob,
-    RateDecision, RateLimits, StageStats, StoredEvent,
+    Admission, ApiKey, Created, JobCounts, JobPage, JobQuery, JobRecord, JobStore, JobStoreError, KeyStore,
+    NewJob, RateDecision, RateLimits, StageStats, StoredEvent, SweepLock,
 };
 
 /// What identifies an event for duplicate detection (same as the databases'
@@ -23,6 +23,8 @@ type EventIdentity = (JobId, EventKind, Option<Stage>, u32);
 #[derive(Debug, Default)]
 pub struct MemoryJobStore {
     inner: Mutex<Inner>,
+    /// The retention sweeper's lock (one process: the whole cluster).
+    sweeper: std::sync::Arc<Mutex<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -292,6 +294,88 @@ impl JobStore for MemoryJobStore {
         jobs.sort_by_key(|j| (j.updated_at_ms, j.id));
         jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(jobs)
+    }
+
+    async fn list(&self, query: &JobQuery) -> Result<JobPage, JobStoreError> {
+        let inner = self.inner.lock().await;
+        let mut jobs: Vec<JobRecord> = inner
+            .jobs
+            .values()
+            .filter(|j| query.matches(j))
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse((j.created_at_ms, j.id)));
+        jobs.truncate(usize::try_from(query.fetch_size()).unwrap_or(usize::MAX));
+        Ok(JobPage::from_rows(jobs, query))
+    }
+
+    async fn reopen(&self, id: JobId, stage: Stage) -> Result<Option<JobRecord>, JobStoreError> {
+        let mut inner = self.inner.lock().await;
+        let Some(job) = inner.jobs.get(&id).cloned() else {
+            return Ok(None);
+        };
+        let Some(next) = rules::reopen(&job, stage, atelier_core::clock::now_ms()) else {
+            return Ok(Some(job));
+        };
+        inner
+            .seen
+            .retain(|(job_id, kind, ..)| !(*job_id == id && *kind == EventKind::Failed));
+        if let Some(events) = inner.events.get_mut(&id) {
+            events.retain(|e| e.event.kind != EventKind::Failed);
+        }
+        inner.jobs.insert(id, next.clone());
+        Ok(Some(next))
+    }
+
+    async fn finished_before(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobId>, JobStoreError> {
+        let inner = self.inner.lock().await;
+        let mut jobs: Vec<(u64, JobId)> = inner
+            .jobs
+            .values()
+            .filter(|j| j.status.is_terminal() && j.updated_at_ms <= updated_before_ms)
+            .map(|j| (j.updated_at_ms, j.id))
+            .collect();
+        jobs.sort();
+        jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(jobs.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn delete_finished(&self, ids: &[JobId]) -> Result<u64, JobStoreError> {
+        let mut deleted = 0;
+        for id in ids {
+            let finished = self
+                .inner
+                .lock()
+                .await
+                .jobs
+                .get(id)
+                .is_some_and(|j| j.status.is_terminal());
+            if finished && self.delete(*id).await? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn clear_expired_idempotency_keys(&self, now_ms: u64) -> Result<u64, JobStoreError> {
+        let mut inner = self.inner.lock().await;
+        let expired: Vec<((String, String), JobId)> = inner
+            .by_key
+            .iter()
+            .filter(|(_, (_, _, expires))| *expires <= now_ms)
+            .map(|(slot, (id, ..))| (slot.clone(), *id))
+            .collect();
+        for (slot, id) in &expired {
+            inner.by_key.remove(slot);
+            if let Some(job) = inner.jobs.get_mut(id) {
+                job.idempotency_key = None;
+            }
+        }
+        Ok(expired.len() as u64)
+    }
+
+    async fn try_sweep_lock(&self) -> Result<Option<SweepLock>, JobStoreError> {
+        Ok(SweepLock::try_local(&self.sweeper))
     }
 }
 

@@ -9,7 +9,7 @@ use atelier_core::pipeline::Stage;
 use atelier_core::settings::DatabaseSettings;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, Row};
+use sqlx::{Connection, Executor, PgConnection, Postgres, QueryBuilder, Row};
 
 use atelier_core::event::JobFailure;
 
@@ -17,8 +17,8 @@ use crate::codec::{EventRow, JobRow, JobText, KeyRow, corrupt, to_i64, to_u64};
 use crate::keys::gcra;
 use crate::rules::{self, P50, P95, P99};
 use crate::{
-    Admission, ApiKey, Created, JobCounts, JobRecord, JobStore, JobStoreError, KeyStore, NewJob,
-    RateDecision, RateLimits, StageStats, StoredEvent,
+    Admission, ApiKey, Created, JobCounts, JobPage, JobQuery, JobRecord, JobStore, JobStoreError, KeyStore,
+    NewJob, RateDecision, RateLimits, StageStats, StoredEvent, SweepLock,
 };
 
 /// The schema's migrations, embedded at compile time.
@@ -47,6 +47,10 @@ const KEY_SELECT: &str = "name, tenant, key_prefix, admin, rate_per_minute::bigi
 /// ("ATLT"), so its in-flight limit and idempotency keys hold across gateways.
 const TENANT_LOCK_CLASS: i32 = 0x4154_4C54;
 
+/// First half of the advisory-lock key of the retention sweeper ("ATLS"); the
+/// second half is a hash of the schema name.
+const SWEEP_LOCK_CLASS: i32 = 0x4154_4C53;
+
 /// Columns of `job_events` as [`EventRow`] reads them.
 const EVENT_SELECT: &str = "seq, job_id::text AS job_id, kind, stage, attempt, seconds, at_ms, \
                             error, error_code, error_field, worker";
@@ -56,6 +60,11 @@ const EVENT_SELECT: &str = "seq, job_id::text AS job_id, kind, stage, attempt, s
 #[derive(Debug, Clone)]
 pub struct PgJobStore {
     pool: PgPool,
+    /// How to open a connection outside the pool (the sweeper's lock).
+    options: PgConnectOptions,
+    /// The schema: advisory locks are per schema, so environments sharing a
+    /// database do not wait on each other.
+    schema: String,
 }
 
 impl PgJobStore {
@@ -78,9 +87,13 @@ impl PgJobStore {
                 let sql = set_path.clone();
                 Box::pin(async move { conn.execute(sql.as_str()).await.map(drop) })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            options,
+            schema: schema.to_string(),
+        })
     }
 
     /// The underlying pool (every connection's `search_path` is the schema).
@@ -536,6 +549,125 @@ impl JobStore for PgJobStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(JobRow::into_record).collect()
+    }
+
+    async fn list(&self, query: &JobQuery) -> Result<JobPage, JobStoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_SELECT} FROM jobs WHERE true"));
+        if let Some(tenant) = &query.tenant {
+            sql.push(" AND tenant = ").push_bind(tenant.clone());
+        }
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(stage) = query.stage {
+            sql.push(" AND current_stage = ").push_bind(stage.as_str());
+        }
+        if let Some(since) = query.since_ms {
+            sql.push(" AND created_at_ms >= ").push_bind(to_i64(since));
+        }
+        if let Some(after) = query.after {
+            sql.push(" AND (created_at_ms, id) < (")
+                .push_bind(to_i64(after.created_at_ms))
+                .push(", ")
+                .push_bind(after.id.0)
+                .push(")");
+        }
+        sql.push(" ORDER BY created_at_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.fetch_size()));
+        let rows = sql.build_query_as::<JobRow>().fetch_all(&self.pool).await?;
+        let jobs = rows
+            .into_iter()
+            .map(JobRow::into_record)
+            .collect::<Result<_, _>>()?;
+        Ok(JobPage::from_rows(jobs, query))
+    }
+
+    async fn reopen(&self, id: JobId, stage: Stage) -> Result<Option<JobRecord>, JobStoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = $1 FOR UPDATE");
+        let Some(job) = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let Some(next) = rules::reopen(&job, stage, atelier_core::clock::now_ms()) else {
+            return Ok(Some(job));
+        };
+        sqlx::query(
+            "UPDATE jobs SET status = $2, error = NULL, error_code = NULL, error_field = NULL, \
+             resume_stage = $3, updated_at_ms = $4 WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(next.status.as_str())
+        .bind(next.resume_stage.map(Stage::as_str))
+        .bind(to_i64(next.updated_at_ms))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM job_events WHERE job_id = $1 AND kind = $2")
+            .bind(id.0)
+            .bind(EventKind::Failed.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(next))
+    }
+
+    async fn finished_before(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobId>, JobStoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE status IN ($1, $2, $3) AND updated_at_ms <= $4 \
+             ORDER BY updated_at_ms, id LIMIT $5",
+        )
+        .bind(JobStatus::Completed.as_str())
+        .bind(JobStatus::Failed.as_str())
+        .bind(JobStatus::Cancelled.as_str())
+        .bind(to_i64(updated_before_ms))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(JobId).collect())
+    }
+
+    async fn delete_finished(&self, ids: &[JobId]) -> Result<u64, JobStoreError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+        // Events and stage timings go with the rows (ON DELETE CASCADE).
+        let done = sqlx::query("DELETE FROM jobs WHERE id = ANY($1) AND status IN ($2, $3, $4)")
+            .bind(&ids)
+            .bind(JobStatus::Completed.as_str())
+            .bind(JobStatus::Failed.as_str())
+            .bind(JobStatus::Cancelled.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn clear_expired_idempotency_keys(&self, now_ms: u64) -> Result<u64, JobStoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET idempotency_key = NULL, idempotency_expires_at_ms = NULL \
+             WHERE idempotency_key IS NOT NULL AND idempotency_expires_at_ms <= $1",
+        )
+        .bind(to_i64(now_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn try_sweep_lock(&self) -> Result<Option<SweepLock>, JobStoreError> {
+        let mut conn = PgConnection::connect_with(&self.options).await?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(SWEEP_LOCK_CLASS)
+            .bind(&self.schema)
+            .fetch_one(&mut conn)
+            .await?;
+        if taken {
+            Ok(Some(SweepLock::postgres(conn)))
+        } else {
+            conn.close().await?;
+            Ok(None)
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use atelier_core::event::{EventKind, JobEvent, JobFailure, JobStatus};
 use atelier_core::job::JobKind;
+use atelier_core::pipeline::Stage;
 
 use crate::JobRecord;
 
@@ -84,6 +85,26 @@ pub(crate) fn transition(job: &JobRecord, event: &JobEvent) -> Option<JobRecord>
     }
     next.updated_at_ms = next.updated_at_ms.max(event.at_ms);
     (next != *job).then_some(next)
+}
+
+/// A failed job put back to work at `stage` (a dead letter replayed): the
+/// status it had while its message was on the way, no failure, and `stage` to
+/// resume at from its checkpoint. `None` unless the job failed.
+pub(crate) fn reopen(job: &JobRecord, stage: Stage, now_ms: u64) -> Option<JobRecord> {
+    if job.status != JobStatus::Failed {
+        return None;
+    }
+    let mut next = job.clone();
+    next.status = if job.current_stage.is_some() {
+        JobStatus::Running
+    } else {
+        JobStatus::Queued
+    };
+    next.failure = None;
+    next.resume_stage = Some(stage);
+    // Fresh progress: the reaper must not take it for stalled at once.
+    next.updated_at_ms = job.updated_at_ms.max(now_ms);
+    Some(next)
 }
 
 /// A job the pipeline refused at intake: failed, with why, and over.

@@ -13,11 +13,11 @@ use atelier_core::event::{EventKind, JobEvent, JobStatus};
 use atelier_core::job::JobId;
 use atelier_core::pipeline::Stage;
 use atelier_core::settings::DatabaseSettings;
-use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use atelier_core::event::JobFailure;
 
@@ -25,8 +25,8 @@ use crate::codec::{EventRow, JobRow, JobText, KeyRow, corrupt, to_i64, to_u64};
 use crate::keys::gcra;
 use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};
 use crate::{
-    Admission, ApiKey, Created, JobCounts, JobRecord, JobStore, JobStoreError, KeyStore, NewJob,
-    RateDecision, RateLimits, StageStats, StoredEvent,
+    Admission, ApiKey, Created, JobCounts, JobPage, JobQuery, JobRecord, JobStore, JobStoreError, KeyStore,
+    NewJob, RateDecision, RateLimits, StageStats, StoredEvent, SweepLock,
 };
 
 /// The schema's migrations, embedded at compile time.
@@ -50,6 +50,9 @@ const EVENT_SELECT: &str = "seq, job_id, kind, stage, attempt, seconds, at_ms, e
 pub struct SqliteJobStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The retention sweeper's lock: one process uses the file, so a mutex
+    /// shared by this store's clones is the whole cluster.
+    sweeper: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteJobStore {
@@ -84,7 +87,11 @@ impl SqliteJobStore {
             .acquire_timeout(timeout)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            sweeper: std::sync::Arc::default(),
+        })
     }
 
     async fn find(&self, id: JobId) -> Result<Option<JobRecord>, JobStoreError> {
@@ -456,6 +463,124 @@ impl JobStore for SqliteJobStore {
             .fetch_all(&self.reader)
             .await?;
         rows.into_iter().map(JobRow::into_record).collect()
+    }
+
+    async fn list(&self, query: &JobQuery) -> Result<JobPage, JobStoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_SELECT} FROM jobs WHERE 1 = 1"));
+        if let Some(tenant) = &query.tenant {
+            sql.push(" AND tenant = ").push_bind(tenant.clone());
+        }
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(stage) = query.stage {
+            sql.push(" AND current_stage = ").push_bind(stage.as_str());
+        }
+        if let Some(since) = query.since_ms {
+            sql.push(" AND created_at_ms >= ").push_bind(to_i64(since));
+        }
+        if let Some(after) = query.after {
+            let at = to_i64(after.created_at_ms);
+            sql.push(" AND (created_at_ms < ")
+                .push_bind(at)
+                .push(" OR (created_at_ms = ")
+                .push_bind(at)
+                .push(" AND id < ")
+                .push_bind(after.id.to_string())
+                .push("))");
+        }
+        sql.push(" ORDER BY created_at_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.fetch_size()));
+        let rows = sql.build_query_as::<JobRow>().fetch_all(&self.reader).await?;
+        let jobs = rows
+            .into_iter()
+            .map(JobRow::into_record)
+            .collect::<Result<_, _>>()?;
+        Ok(JobPage::from_rows(jobs, query))
+    }
+
+    async fn reopen(&self, id: JobId, stage: Stage) -> Result<Option<JobRecord>, JobStoreError> {
+        let mut tx = self.writer.begin().await?;
+        let sql = format!("SELECT {JOB_SELECT} FROM jobs WHERE id = ?1");
+        let Some(job) = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(JobRow::into_record)
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let Some(next) = rules::reopen(&job, stage, atelier_core::clock::now_ms()) else {
+            return Ok(Some(job));
+        };
+        sqlx::query(
+            "UPDATE jobs SET status = ?2, error = NULL, error_code = NULL, error_field = NULL, \
+             resume_stage = ?3, updated_at_ms = ?4 WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(next.status.as_str())
+        .bind(next.resume_stage.map(Stage::as_str))
+        .bind(to_i64(next.updated_at_ms))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM job_events WHERE job_id = ?1 AND kind = ?2")
+            .bind(id.to_string())
+            .bind(EventKind::Failed.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(next))
+    }
+
+    async fn finished_before(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobId>, JobStoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE status IN (?1, ?2, ?3) AND updated_at_ms <= ?4 \
+             ORDER BY updated_at_ms, id LIMIT ?5",
+        )
+        .bind(JobStatus::Completed.as_str())
+        .bind(JobStatus::Failed.as_str())
+        .bind(JobStatus::Cancelled.as_str())
+        .bind(to_i64(updated_before_ms))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        ids.iter()
+            .map(|id| id.parse().map_err(|_| corrupt("job id", id)))
+            .collect()
+    }
+
+    async fn delete_finished(&self, ids: &[JobId]) -> Result<u64, JobStoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut deleted = 0;
+        for id in ids {
+            // Events and stage timings go with the row (ON DELETE CASCADE).
+            let done = sqlx::query("DELETE FROM jobs WHERE id = ?1 AND status IN (?2, ?3, ?4)")
+                .bind(id.to_string())
+                .bind(JobStatus::Completed.as_str())
+                .bind(JobStatus::Failed.as_str())
+                .bind(JobStatus::Cancelled.as_str())
+                .execute(&mut *tx)
+                .await?;
+            deleted += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn clear_expired_idempotency_keys(&self, now_ms: u64) -> Result<u64, JobStoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET idempotency_key = NULL, idempotency_expires_at_ms = NULL \
+             WHERE idempotency_key IS NOT NULL AND idempotency_expires_at_ms <= ?1",
+        )
+        .bind(to_i64(now_ms))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn try_sweep_lock(&self) -> Result<Option<SweepLock>, JobStoreError> {
+        Ok(SweepLock::try_local(&self.sweeper))
     }
 }
 #[async_trait]

@@ -12,8 +12,8 @@ use atelier_core::pipeline::{JobState, ProcessingTimes, Stage};
 use atelier_core::request::GenerateRequest;
 use atelier_core::settings::DatabaseSettings;
 use atelier_jobs::{
-    Admission, ApiKey, Created, JobRecord, JobStore, JobStoreError, MemoryJobStore, NewJob, PgJobStore,
-    RateLimits, SqliteJobStore, Store,
+    Admission, ApiKey, Created, JobCursor, JobQuery, JobRecord, JobStore, JobStoreError, MemoryJobStore,
+    NewJob, PgJobStore, RateLimits, SqliteJobStore, Store,
 };
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -131,6 +131,11 @@ on_every_store!(
     stage_stats_percentiles_and_window,
     deleted_jobs_free_their_key,
     unfinished_jobs_oldest_first,
+    the_jobs_list_pages_newest_first_through_filters,
+    a_reopened_job_runs_again_and_may_fail_again,
+    retention_deletes_old_finished_jobs_with_their_events_only,
+    expired_idempotency_keys_are_cleared,
+    one_sweeper_holds_the_lock_at_a_time,
 );
 
 fn now_ms() -> u64 {
@@ -1006,4 +1011,302 @@ async fn rate_limits_are_shared_by_every_connection_to_one_database() {
     }
     assert_eq!(allowed, 5, "the burst, once, across both");
     drop_schema(one.pool(), &schema).await;
+}
+
+/// Seven jobs of two tenants, one second apart (the newest last), in assorted states.
+async fn listed_jobs(store: &dyn Store, t0: u64) -> Vec<JobId> {
+    let mut ids = Vec::new();
+    for n in 0..7u64 {
+        let tenant = if n % 2 == 0 { "even" } else { "odd" };
+        let job = NewJob::new(state(JobId::new(), t0 + n * 1_000), None).for_tenant(tenant);
+        ids.push(job.id());
+        store.create(job).await.expect("create");
+    }
+    let at = t0 + 60_000;
+    apply(
+        store,
+        &event(ids[1], EventKind::StageStarted, Some(Stage::Generation), at),
+    )
+    .await;
+    apply(store, &event(ids[2], EventKind::Completed, None, at)).await;
+    apply(
+        store,
+        &event(ids[4], EventKind::StageStarted, Some(Stage::Generation), at),
+    )
+    .await;
+    apply(
+        store,
+        &event(ids[5], EventKind::StageStarted, Some(Stage::Analysis), at),
+    )
+    .await;
+    ids
+}
+
+async fn page_ids(store: &dyn Store, query: &JobQuery) -> (Vec<JobId>, Option<JobCursor>) {
+    let page = store.list(query).await.expect("list");
+    (page.jobs.iter().map(|j| j.id).collect(), page.next)
+}
+
+async fn the_jobs_list_pages_newest_first_through_filters(store: Arc<dyn Store>) {
+    let t0 = now_ms() - 3_600_000;
+    let ids = listed_jobs(&*store, t0).await;
+
+    // Every job, three at a time, newest first; the cursor ends on the last page.
+    let mut query = JobQuery {
+        limit: 3,
+        ..JobQuery::default()
+    };
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (got, next) = page_ids(&*store, &query).await;
+        pages += 1;
+        seen.extend(got);
+        match next {
+            Some(cursor) => query.after = Some(JobCursor::decode(&cursor.encode()).expect("token")),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ids.iter().rev().copied().collect::<Vec<_>>());
+
+    // A page exactly as long as what is left says there is no more.
+    let exact = JobQuery {
+        limit: 7,
+        ..JobQuery::default()
+    };
+    assert_eq!(page_ids(&*store, &exact).await.1, None);
+
+    let filtered = |q: JobQuery| q;
+    let (even, _) = page_ids(
+        &*store,
+        &filtered(JobQuery {
+            tenant: Some("even".into()),
+            ..JobQuery::default()
+        }),
+    )
+    .await;
+    assert_eq!(even, [ids[6], ids[4], ids[2], ids[0]]);
+    let (running, _) = page_ids(
+        &*store,
+        &filtered(JobQuery {
+            status: Some(JobStatus::Running),
+            ..JobQuery::default()
+        }),
+    )
+    .await;
+    assert_eq!(running, [ids[5], ids[4], ids[1]]);
+    let (generating, _) = page_ids(
+        &*store,
+        &filtered(JobQuery {
+            stage: Some(Stage::Generation),
+            ..JobQuery::default()
+        }),
+    )
+    .await;
+    assert_eq!(generating, [ids[4], ids[1]]);
+    let (recent, _) = page_ids(
+        &*store,
+        &filtered(JobQuery {
+            since_ms: Some(t0 + 4_000),
+            ..JobQuery::default()
+        }),
+    )
+    .await;
+    assert_eq!(recent, [ids[6], ids[5], ids[4]]);
+    let mut combined = JobQuery {
+        tenant: Some("even".into()),
+        status: Some(JobStatus::Queued),
+        limit: 1,
+        ..JobQuery::default()
+    };
+    let (first, next) = page_ids(&*store, &combined).await;
+    assert_eq!(first, [ids[6]]);
+    combined.after = next;
+    assert_eq!(page_ids(&*store, &combined).await, (vec![ids[0]], None));
+    let page = store.list(&JobQuery::default()).await.expect("list");
+    assert!(
+        page.jobs.iter().all(|j| j.state.is_some()),
+        "whole jobs, checkpoints included"
+    );
+}
+
+async fn a_reopened_job_runs_again_and_may_fail_again(store: Arc<dyn Store>) {
+    let job = fresh(store.create(new_job(None)).await.expect("create"));
+    let at = now_ms();
+    apply(
+        &*store,
+        &event(job.id, EventKind::StageStarted, Some(Stage::Analysis), at),
+    )
+    .await;
+    apply(&*store, &finished(job.id, Stage::Analysis, 1.0, at + 1)).await;
+    apply(
+        &*store,
+        &event(job.id, EventKind::StageStarted, Some(Stage::Generation), at + 2),
+    )
+    .await;
+    let failure = JobFailure::stage("provider down");
+    let failed = event(job.id, EventKind::Failed, Some(Stage::Generation), at + 3).failure(failure);
+    assert_eq!(apply(&*store, &failed).await.status, JobStatus::Failed);
+
+    let reopened = store
+        .reopen(job.id, Stage::Generation)
+        .await
+        .expect("reopen")
+        .expect("job");
+    assert_eq!(reopened.status, JobStatus::Running);
+    assert_eq!(reopened.failure, None);
+    assert_eq!(reopened.resume_stage, Some(Stage::Generation));
+    assert_eq!(reopened.current_stage, Some(Stage::Generation));
+    assert_eq!(store.get(job.id).await.expect("get"), Some(reopened.clone()));
+    assert!(
+        history(&*store, job.id)
+            .await
+            .iter()
+            .all(|e| e.kind != EventKind::Failed),
+        "the failure is forgotten"
+    );
+    // The same failure once more is recorded again: the job does not hang.
+    assert_eq!(apply(&*store, &failed).await.status, JobStatus::Failed);
+    store.reopen(job.id, Stage::Generation).await.expect("reopen");
+    apply(&*store, &finished(job.id, Stage::Generation, 1.0, at + 5)).await;
+    let done = apply(&*store, &event(job.id, EventKind::Completed, None, at + 6)).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    // Only failed jobs reopen; a missing one is None.
+    let kept = store
+        .reopen(job.id, Stage::Analysis)
+        .await
+        .expect("reopen")
+        .expect("job");
+    assert_eq!(kept.status, JobStatus::Completed);
+    assert_eq!(
+        store.reopen(JobId::new(), Stage::Analysis).await.expect("reopen"),
+        None
+    );
+}
+
+async fn retention_deletes_old_finished_jobs_with_their_events_only(store: Arc<dyn Store>) {
+    let t0 = now_ms() - 10 * HOUR_MS;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let job = NewJob::new(state(JobId::new(), t0), None);
+        ids.push(job.id());
+        store.create(job).await.expect("create");
+    }
+    // 0 completed long ago, 1 failed long ago, 2 completed just now, 3 still running.
+    apply(&*store, &finished(ids[0], Stage::Analysis, 1.0, t0 + 1)).await;
+    apply(&*store, &event(ids[0], EventKind::Completed, None, t0 + 2)).await;
+    apply(&*store, &event(ids[1], EventKind::Failed, None, t0 + 2)).await;
+    apply(&*store, &event(ids[2], EventKind::Completed, None, now_ms())).await;
+    apply(
+        &*store,
+        &event(ids[3], EventKind::StageStarted, Some(Stage::Analysis), t0 + 2),
+    )
+    .await;
+
+    let cutoff = now_ms() - HOUR_MS;
+    let old = store.finished_before(cutoff, 10).await.expect("finished");
+    let mut expected = vec![ids[0], ids[1]];
+    expected.sort_by_key(|id| id.0);
+    let mut got = old.clone();
+    got.sort_by_key(|id| id.0);
+    assert_eq!(got, expected, "only old finished jobs");
+    assert_eq!(store.finished_before(cutoff, 1).await.expect("limit").len(), 1);
+
+    // A running job among the ids is left alone.
+    let deleted = store
+        .delete_finished(&[ids[0], ids[1], ids[3]])
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 2);
+    for id in &ids[..2] {
+        assert_eq!(store.get(*id).await.expect("get"), None);
+        assert!(
+            store.events(*id).await.expect("events").is_empty(),
+            "events go too"
+        );
+    }
+    assert_eq!(
+        store.get(ids[3]).await.expect("get").map(|j| j.status),
+        Some(JobStatus::Running)
+    );
+    assert!(!store.events(ids[3]).await.expect("events").is_empty());
+    assert!(store.get(ids[2]).await.expect("get").is_some());
+    assert!(store.finished_before(cutoff, 10).await.expect("again").is_empty());
+}
+
+async fn expired_idempotency_keys_are_cleared(store: Arc<dyn Store>) {
+    let short = NewJob {
+        idempotency_ttl_ms: 1,
+        ..keyed("short", "t", "body")
+    };
+    let long = NewJob {
+        idempotency_ttl_ms: HOUR_MS,
+        ..keyed("long", "t", "body")
+    };
+    let short = fresh(store.create(short).await.expect("create"));
+    let long = fresh(store.create(long).await.expect("create"));
+    let now = now_ms() + 10;
+    assert_eq!(store.clear_expired_idempotency_keys(now).await.expect("clear"), 1);
+    let key_of = |job: Option<JobRecord>| job.and_then(|j| j.idempotency_key);
+    assert_eq!(key_of(store.get(short.id).await.expect("get")), None);
+    assert_eq!(
+        key_of(store.get(long.id).await.expect("get")).as_deref(),
+        Some("long")
+    );
+    assert_eq!(store.clear_expired_idempotency_keys(now).await.expect("again"), 0);
+}
+
+async fn one_sweeper_holds_the_lock_at_a_time(store: Arc<dyn Store>) {
+    let first = store
+        .try_sweep_lock()
+        .await
+        .expect("lock")
+        .expect("free at first");
+    assert!(store.try_sweep_lock().await.expect("lock").is_none(), "held");
+    first.release().await;
+    let again = store.try_sweep_lock().await.expect("lock");
+    assert!(again.is_some(), "free once released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_lock_is_cluster_wide_on_postgres() {
+    let schema = fresh_schema();
+    let one = PgJobStore::connect(&settings(&schema)).await.expect("connect");
+    let two = PgJobStore::connect(&settings(&schema)).await.expect("connect");
+    let other_schema = fresh_schema();
+    let other = PgJobStore::connect(&settings(&other_schema))
+        .await
+        .expect("connect");
+    let held = one.try_sweep_lock().await.expect("lock").expect("free");
+    assert!(
+        two.try_sweep_lock().await.expect("lock").is_none(),
+        "another process waits"
+    );
+    let elsewhere = other.try_sweep_lock().await.expect("lock");
+    assert!(elsewhere.is_some(), "another schema has a lock of its own");
+    // A holder that dies (its connection drops) frees the lock too.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let taken = loop {
+        if let Some(lock) = two.try_sweep_lock().await.expect("lock") {
+            break lock;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a dropped holder frees the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    taken.release().await;
+    if let Some(lock) = elsewhere {
+        lock.release().await;
+    }
+    for store in [&one, &two, &other] {
+        store.pool().close().await;
+    }
+    let cleanup = PgJobStore::connect(&settings(&schema)).await.expect("connect");
+    drop_schema(cleanup.pool(), &schema).await;
+    drop_schema(cleanup.pool(), &other_schema).await;
+    cleanup.pool().close().await;
 }
