@@ -30,10 +30,14 @@ impl BlobStore {
         };
         std::fs::create_dir_all(dir).map_err(folder_err)?;
         let dir = dir.canonicalize().map_err(folder_err)?;
-        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|source| StorageError::Backend {
-            key: dir.display().to_string(),
-            source,
-        })?;
+        let fs = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|source| StorageError::Backend {
+                key: dir.display().to_string(),
+                source,
+            })?
+            // Deleting a job's last file removes its folder too (retention),
+            // so emptied folders do not pile up.
+            .with_automatic_cleanup(true);
         Ok(Self::from_object_store(Arc::new(fs)))
     }
 
@@ -167,6 +171,47 @@ impl BlobStore {
     }
 }
 
+impl BlobStore {
+    /// The first-level folders under `prefix` (`"jobs/"` → each job's id), as
+    /// names without slashes. A missing prefix has none.
+    pub async fn folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let path = parse(prefix.trim_end_matches('/'))?;
+        let listed = self
+            .inner
+            .list_with_delimiter(Some(&path))
+            .await
+            .map_err(|e| map_err(prefix, e));
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(StorageError::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// Deletes every blob under `prefix` (a folder: `jobs/{id}/`); returns how
+    /// many went. Deleting what is already gone is not an error.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, StorageError> {
+        use futures::{StreamExt, TryStreamExt};
+        let path = parse(prefix.trim_end_matches('/'))?;
+        let locations = self.inner.list(Some(&path)).map_ok(|meta| meta.location).boxed();
+        let mut deleted = 0;
+        let mut results = self.inner.delete_stream(locations);
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) => deleted += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(map_err(prefix, e)),
+            }
+        }
+        Ok(deleted)
+    }
+}
+
 /// One job's blobs: keys are relative to the job's prefix (`jobs/{id}/` in the
 /// services, empty in `atelier process`). Each view counts the time its writes
 /// took, which becomes the job's `saving` time.
@@ -248,6 +293,30 @@ fn map_err(key: &str, e: object_store::Error) -> StorageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn folders_are_listed_and_deleted_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for store in [BlobStore::memory(), BlobStore::local(dir.path()).expect("local")] {
+            assert!(store.folders("jobs/").await.expect("none yet").is_empty());
+            for key in [
+                "jobs/a/inputs/0.jpg",
+                "jobs/a/result.json",
+                "jobs/b/inputs/0.jpg",
+                "other/x",
+            ] {
+                store.put(key, Bytes::from_static(b"x")).await.expect("put");
+            }
+            let mut folders = store.folders("jobs/").await.expect("folders");
+            folders.sort();
+            assert_eq!(folders, ["a", "b"]);
+            assert_eq!(store.delete_prefix("jobs/a/").await.expect("delete"), 2);
+            assert_eq!(store.delete_prefix("jobs/a/").await.expect("again"), 0);
+            assert_eq!(store.folders("jobs/").await.expect("folders"), ["b"]);
+            assert_eq!(store.size("jobs/b/inputs/0.jpg").await.expect("size"), Some(1));
+            assert_eq!(store.size("other/x").await.expect("size"), Some(1));
+        }
+    }
 
     #[tokio::test]
     async fn local_store_round_trips_and_overwrites() {
