@@ -42,6 +42,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub status: StatusSettings,
     pub reaper: ReaperSettings,
+    pub retention: RetentionSettings,
     pub ops: OpsSettings,
     pub providers: ProviderSettings,
 }
@@ -338,6 +339,51 @@ pub struct ReaperSettings {
     pub max_resumes: u32,
 }
 
+/// How long finished jobs, their events and blobs are kept, and how often the
+/// sweeper (one at a time, cluster-wide) deletes what is older.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// How often the sweeper runs.
+    pub interval_seconds: u64,
+    /// Finished jobs (completed, failed, cancelled) and their events are
+    /// deleted this many days after they finished; 0 = kept forever.
+    /// Fractions are allowed (tests sweep after seconds).
+    pub jobs_days: f64,
+    /// A finished job's blobs (inputs, images, video, report) are deleted this
+    /// many days after it finished; 0 = kept forever.
+    pub blobs_days: f64,
+    /// Most jobs one sweep deletes per round trip (it goes on until none are left).
+    pub batch_size: u32,
+}
+
+/// Milliseconds in a day, for retention ages.
+pub const MS_PER_DAY: u64 = 86_400_000;
+
+impl RetentionSettings {
+    /// Age in ms after which a finished job goes (`None`: kept forever).
+    pub fn jobs_max_age_ms(&self) -> Option<u64> {
+        days_to_ms(self.jobs_days)
+    }
+
+    /// Age in ms after which a finished job's blobs go (`None`: kept forever).
+    pub fn blobs_max_age_ms(&self) -> Option<u64> {
+        days_to_ms(self.blobs_days)
+    }
+}
+
+/// `days` in whole milliseconds (at least 1); `None` for 0 (forever).
+fn days_to_ms(days: f64) -> Option<u64> {
+    // Validated finite and non-negative; a float's saturating cast caps the rest.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let ms = (days * MS_PER_DAY as f64).round() as u64;
+    (days > 0.0).then_some(ms.max(1))
+}
+
 /// The status service.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -487,6 +533,16 @@ impl Settings {
         }
         if self.reaper.interval_seconds == 0 {
             return bad("reaper.interval_seconds must be positive");
+        }
+        let retention = &self.retention;
+        if retention.interval_seconds == 0 || retention.batch_size == 0 {
+            return bad("retention.interval_seconds and retention.batch_size must be positive");
+        }
+        if [retention.jobs_days, retention.blobs_days]
+            .iter()
+            .any(|d| !d.is_finite() || *d < 0.0)
+        {
+            return bad("retention.jobs_days and retention.blobs_days must be 0 (keep forever) or more");
         }
         if self.pipeline.max_queue_size == 0 || self.pipeline.max_workers == 0 {
             return bad("pipeline.max_queue_size and pipeline.max_workers must be at least 1");

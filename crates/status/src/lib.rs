@@ -12,6 +12,7 @@ mod hub;
 mod queues;
 mod reaper;
 mod recorder;
+mod retention;
 mod service;
 
 pub use grpc::StatusApi;
@@ -19,4 +20,5 @@ pub use hub::EventHub;
 pub use queues::QueueWatch;
 pub use reaper::{Resumed, reap, resume_unfinished, run_reaper};
 pub use recorder::record_events;
+pub use retention::{RetentionPolicy, Sweep, SweepError, Swept, run_sweeper, sweep};
 pub use service::{StatusError, bind, run, run_main, serve};

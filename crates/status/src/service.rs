@@ -10,6 +10,7 @@ use atelier_bus::JobBus;
 use atelier_core::settings::Settings;
 use atelier_jobs::Store;
 use atelier_proto::v1::status_service_server::StatusServiceServer;
+use atelier_storage::BlobStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,8 @@ pub enum StatusError {
     Broker(#[from] atelier_bus::BrokerError),
     #[error("cannot open the job store")]
     Storage(#[from] atelier_jobs::JobStoreError),
+    #[error("cannot open the blob store (the retention sweeper deletes old jobs' files)")]
+    Blobs(#[from] atelier_storage::StorageError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
@@ -81,6 +84,12 @@ pub async fn run(
         settings.reaper.clone(),
         shutdown.clone(),
     ));
+    let sweeper = tokio::spawn(crate::run_sweeper(
+        store.clone(),
+        BlobStore::from_url(&settings.blobs.url)?,
+        settings.retention.clone(),
+        shutdown.clone(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<StatusServiceServer<StatusApi>>().await;
@@ -131,6 +140,7 @@ pub async fn run(
     }
     let _ = watcher.await;
     let _ = reaper.await;
+    let _ = sweeper.await;
     served?;
     Ok(())
 }
