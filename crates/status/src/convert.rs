@@ -25,5 +25,19 @@ pub fn status_of(job: &JobRecord) -> v1::JobStatus {
         updated_at_ms: job.updated_at_ms,
         error_code: job.failure.as_ref().map(|f| f.code.clone()),
         error_field: job.failure.as_ref().and_then(|f| f.field.clone()),
+        tenant: job.tenant.clone(),
+        created_at_ms: job.created_at_ms,
+    }
+}
+
+/// The wire's job state as a status filter: `None` for unspecified (any).
+pub fn status_filter(state: v1::JobState) -> Option<JobStatus> {
+    match state {
+        v1::JobState::Unspecified => None,
+        v1::JobState::Queued => Some(JobStatus::Queued),
+        v1::JobState::Running => Some(JobStatus::Running),
+        v1::JobState::Completed => Some(JobStatus::Completed),
+        v1::JobState::Failed => Some(JobStatus::Failed),
+        v1::JobState::Cancelled => Some(JobStatus::Cancelled),
     }
 }

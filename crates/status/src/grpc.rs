@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use atelier_broker::Names;
 use atelier_core::job::JobId;
+use atelier_core::pipeline::Stage;
 use atelier_core::settings::Settings;
-use atelier_jobs::{JobStore, JobStoreError};
+use atelier_jobs::{DEFAULT_PAGE_SIZE, JobCursor, JobQuery, JobStore, JobStoreError, MAX_PAGE_SIZE};
 use atelier_proto::v1::{self, status_service_server::StatusService};
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -15,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::convert::status_of;
+use crate::convert::{status_filter, status_of};
 use crate::{EventHub, QueueWatch};
 
 /// Events a slow `WatchJob` client may lag behind before its stream ends.
@@ -203,6 +204,60 @@ impl StatusService for StatusApi {
                 .collect(),
         }))
     }
+
+    async fn list_jobs(
+        &self,
+        request: Request<v1::ListJobsRequest>,
+    ) -> Result<Response<v1::ListJobsResponse>, Status> {
+        let query = list_query(request.get_ref())?;
+        let page = self.store.list(&query).await.map_err(internal)?;
+        Ok(Response::new(v1::ListJobsResponse {
+            jobs: page.jobs.iter().map(status_of).collect(),
+            next_cursor: page.next.map(|c| c.encode()).unwrap_or_default(),
+        }))
+    }
+}
+
+/// The store's query for a `ListJobs` request; a bad field is INVALID_ARGUMENT naming it.
+fn list_query(request: &v1::ListJobsRequest) -> Result<JobQuery, Status> {
+    let status = v1::JobState::try_from(request.status)
+        .map_err(|_| Status::invalid_argument(format!("status: unknown job state {}", request.status)))?;
+    let stage = match v1::Stage::try_from(request.stage) {
+        Ok(v1::Stage::Unspecified) => None,
+        Ok(stage) => Some(
+            Stage::try_from(stage).map_err(|_| Status::invalid_argument("stage: not a pipeline stage"))?,
+        ),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "stage: unknown stage {}",
+                request.stage
+            )));
+        }
+    };
+    let limit = match request.limit {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n <= MAX_PAGE_SIZE => n,
+        n => {
+            return Err(Status::invalid_argument(format!(
+                "limit: {n} is over {MAX_PAGE_SIZE}"
+            )));
+        }
+    };
+    let after = match request.cursor.as_str() {
+        "" => None,
+        raw => Some(
+            JobCursor::decode(raw)
+                .ok_or_else(|| Status::invalid_argument("cursor: not a cursor this service returned"))?,
+        ),
+    };
+    Ok(JobQuery {
+        tenant: (!request.tenant.is_empty()).then(|| request.tenant.clone()),
+        status: status_filter(status),
+        stage,
+        since_ms: (request.since_ms > 0).then_some(request.since_ms),
+        limit,
+        after,
+    })
 }
 
 fn to_u32(n: u64) -> u32 {

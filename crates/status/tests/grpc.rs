@@ -35,6 +35,8 @@ async fn start_with(extra: &[(&str, &str)]) -> (Settings, Channel, CancellationT
         ),
         ("ATELIER__STATUS__BIND".to_string(), "127.0.0.1:0".to_string()),
         ("ATELIER__STATUS__RABBITMQ_POLL_MS".to_string(), "100".to_string()),
+        // The retention sweeper's blobs: nothing written under the crate.
+        ("ATELIER__BLOBS__URL".to_string(), "memory://".to_string()),
     ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load_from(Path::new("/nonexistent"), None, vars).expect("settings");
@@ -366,5 +368,114 @@ async fn shutdown_fails_health_first_then_ends_streams_and_stops() {
         .expect("the service stops after its drain")
         .expect("task")
         .expect("stops cleanly");
+    cleanup(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_jobs_pages_newest_first_and_filters() {
+    let (settings, channel, shutdown) = start().await;
+    let mut client = StatusServiceClient::new(channel);
+    let store = PgJobStore::connect(&settings.database).await.expect("store");
+    let mut ids = Vec::new();
+    for (n, tenant) in ["a", "b", "a"].into_iter().enumerate() {
+        let request = serde_json::from_value(serde_json::json!({
+            "inputImages": [{ "url": "https://shop.example/a.jpg", "backgrounds": [1, 0, 0] }]
+        }))
+        .expect("request");
+        let state = JobState::new(JobSpec {
+            id: JobId::new(),
+            kind: JobKind::Images,
+            request,
+            inputs: vec![],
+            submitted_at_ms: 1_000 + n as u64,
+        });
+        ids.push(state.spec.id.to_string());
+        store
+            .create(NewJob::new(state, None).for_tenant(tenant))
+            .await
+            .expect("create");
+    }
+    let listed = |r: &v1::ListJobsResponse| r.jobs.iter().map(|j| j.job_id.clone()).collect::<Vec<_>>();
+
+    let first = client
+        .list_jobs(v1::ListJobsRequest {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed(&first), [ids[2].clone(), ids[1].clone()], "newest first");
+    assert!(!first.next_cursor.is_empty());
+    assert_eq!(first.jobs[0].tenant, "a");
+    assert_eq!(first.jobs[0].created_at_ms, 1_002);
+    let second = client
+        .list_jobs(v1::ListJobsRequest {
+            limit: 2,
+            cursor: first.next_cursor.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed(&second), [ids[0].clone()]);
+    assert!(second.next_cursor.is_empty(), "the last page");
+
+    let of_b = client
+        .list_jobs(v1::ListJobsRequest {
+            tenant: "b".into(),
+            status: v1::JobState::Queued.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed(&of_b), [ids[1].clone()]);
+    let none_running = client
+        .list_jobs(v1::ListJobsRequest {
+            status: v1::JobState::Running.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(none_running.jobs.is_empty());
+
+    for (bad, field) in [
+        (
+            v1::ListJobsRequest {
+                limit: 201,
+                ..Default::default()
+            },
+            "limit",
+        ),
+        (
+            v1::ListJobsRequest {
+                cursor: "forged".into(),
+                ..Default::default()
+            },
+            "cursor",
+        ),
+        (
+            v1::ListJobsRequest {
+                status: 99,
+                ..Default::default()
+            },
+            "status",
+        ),
+        (
+            v1::ListJobsRequest {
+                stage: 99,
+                ..Default::default()
+            },
+            "stage",
+        ),
+    ] {
+        let err = client.list_jobs(bad).await.expect_err("invalid");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().starts_with(field), "{}", err.message());
+    }
+    store.pool().close().await;
+    shutdown.cancel();
     cleanup(&settings).await;
 }
