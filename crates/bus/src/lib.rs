@@ -52,6 +52,26 @@ pub struct DeadJob {
     pub headers: std::collections::BTreeMap<String, String>,
 }
 
+impl DeadJob {
+    /// The stage that gave the message up (`None` for a dead event).
+    pub fn stage(&self) -> Option<Stage> {
+        match self.origin {
+            Some(Origin::Stage(stage)) => Some(stage),
+            _ => None,
+        }
+    }
+
+    /// Where the message came from, as operators read it: the stage's name,
+    /// `events` for the status service's feed, `unknown` without headers.
+    pub fn origin_name(&self) -> &'static str {
+        match self.origin {
+            Some(Origin::Stage(stage)) => stage.as_str(),
+            Some(Origin::StatusEvents) => "events",
+            None => "unknown",
+        }
+    }
+}
+
 impl From<DeadLetter> for DeadJob {
     fn from(d: DeadLetter) -> Self {
         Self {

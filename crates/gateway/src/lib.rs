@@ -10,11 +10,13 @@
 
 mod auth;
 mod body;
+mod dead;
 mod error;
 mod fetch;
 mod files;
 mod inputs;
 mod jobs;
+mod list;
 mod middleware;
 pub mod model;
 pub mod openapi;
@@ -29,9 +31,11 @@ mod wait;
 mod watch;
 
 pub use auth::{Admin, Caller};
+pub use dead::{DeadLetterBody, DeadLetterDetail, DeadLetterList, Purged, Replayed, Selection};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use fetch::is_public;
 pub use inputs::Fetcher;
+pub use list::JobList;
 pub use service::{GatewayError, bind, build_state, ops_router, router, run, run_main, serve};
 pub use state::AppState;
 pub use watch::EventFeed;

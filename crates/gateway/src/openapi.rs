@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, files, jobs, ops, queue, stream, submit};
+use crate::{AppState, dead, files, jobs, list, ops, queue, stream, submit};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use crate::{AppState, files, jobs, ops, queue, stream, submit};
         (name = "jobs", description = "Follow, stream, cancel a job; fetch its files"),
         (name = "status", description = "The pipeline's load"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
+        (name = "admin", description = "Dead letters: list, replay, purge (admin keys only)"),
     )
 )]
 struct ApiDoc;
@@ -42,6 +43,10 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(submit::generate_full))
         .routes(routes!(queue::queue_status))
         .routes(routes!(jobs::get_job, jobs::cancel_job))
+        .routes(routes!(list::list_jobs))
+        .routes(routes!(dead::list_dead_letters, dead::purge_dead_letters))
+        .routes(routes!(dead::get_dead_letter))
+        .routes(routes!(dead::replay_dead_letters))
         .routes(routes!(stream::job_events))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
