@@ -30,6 +30,59 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage API keys (in the job store every gateway reads).
     Keys(KeysArgs),
+    /// Dead letters: messages the pipeline gave up on. List, show, replay
+    /// (the job runs again from the stage that gave up) or purge them,
+    /// through a gateway with an admin key.
+    Dlq(DlqArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// The gateway's base URL (default: http:// and gateway.bind).
+    #[arg(long, env = "ATELIER_URL", value_name = "URL", global = true)]
+    pub url: Option<String>,
+    /// An admin API key.
+    #[arg(
+        long,
+        env = "ATELIER_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub key: Option<String>,
+    /// Print JSON (the default when stdout is not a terminal).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The dead letters, oldest first.
+    List {
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One dead letter, with its job and headers.
+    Show { id: String },
+    /// Put dead letters back into the stage that gave up, attempts reset; their
+    /// jobs run again from there.
+    Replay(DlqSelection),
+    /// Delete dead letters without replaying them (their jobs stay failed).
+    Purge(DlqSelection),
+}
+
+/// Which dead letters: ids, or `--all`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DlqSelection {
+    /// Dead letter ids (from `atelier dlq list`).
+    pub ids: Vec<String>,
+    /// Every dead letter there is now.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

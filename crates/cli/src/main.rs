@@ -9,6 +9,7 @@
 mod args;
 mod bars;
 mod bench;
+mod dlq;
 mod keys;
 mod process;
 mod serve;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
                 Command::Upscale(args) => upscale::run(&settings, &args),
                 Command::Bench(args) => bench::run(&args),
                 Command::Keys(args) => keys::run(settings, args),
+                Command::Dlq(args) => dlq::run(&settings, args),
                 Command::Serve(args) => serve::run(settings, args),
             }
         });
