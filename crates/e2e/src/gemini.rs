@@ -80,6 +80,11 @@ impl GatedGemini {
         self.failures.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// The outage is over: calls let through answer normally again.
+    pub fn heal(&self) {
+        self.failures.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Lets `n` held (or future) calls answer.
     pub fn release(&self, n: usize) {
         self.gate.add_permits(n);
