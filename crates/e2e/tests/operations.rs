@@ -71,15 +71,20 @@ fn ids(page: &Value) -> Vec<String> {
 
 async fn jobs_are_listed_newest_first_a_page_at_a_time_per_tenant(target: Target) {
     let sys = System::start(target, Options::default()).await;
-    let alice = System::client_with_key(Some(&sys.create_key(&["--name", "alice"])));
-    let bob = System::client_with_key(Some(&sys.create_key(&["--name", "bob"])));
+    // Unmetered keys: the test polls.
+    let unmetered = |name: &str| {
+        let key = sys.create_key(&["--name", name, "--rate-per-minute", "0", "--max-in-flight", "0"]);
+        System::client_with_key(Some(&key))
+    };
+    let (alice, bob) = (unmetered("alice"), unmetered("bob"));
     let mut mine = Vec::new();
     for seed in 0..3 {
         mine.push(submit(&sys, &alice, 50 + seed).await);
     }
     let theirs = submit(&sys, &bob, 60).await;
-    for id in mine.iter().chain([&theirs]) {
-        let job = sys.wait_terminal(id, Duration::from_secs(120)).await;
+    // Each job through its own tenant's key (another tenant's job is a 404).
+    for (client, id) in mine.iter().map(|id| (&alice, id)).chain([(&bob, &theirs)]) {
+        let job = sys.wait_terminal_with(client, id, Duration::from_secs(120)).await;
         assert_eq!(job["status"], "completed", "{job}");
     }
     let base = format!("{}{LIST}", sys.url(0));

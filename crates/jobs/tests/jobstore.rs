@@ -947,7 +947,14 @@ async fn concurrent_startups_migrate_one_fresh_schema() {
         .fetch_one(&pool)
         .await
         .expect("migrations");
-    assert_eq!(applied, 3, "every migration ran once");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("migrations folder")
+        .count();
+    assert_eq!(
+        applied,
+        i64::try_from(migrations).expect("count"),
+        "every migration ran once"
+    );
     for store in &stores {
         store.ping().await.expect("ping");
     }
