@@ -10,6 +10,7 @@
 
 mod auth;
 mod body;
+mod console;
 mod error;
 mod fetch;
 mod files;

@@ -8,12 +8,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, files, jobs, ops, queue, stream, submit};
+use crate::{AppState, console, files, jobs, ops, queue, stream, submit};
 
 #[derive(OpenApi)]
 #[openapi(
     // Routed by hand (its path is a wildcard, which the generated route cannot express).
-    paths(files::get_file),
+    paths(files::get_file, console::data::console_file),
     info(
         title = "Atelier",
         description = "AI fashion product photos: the garment analysed, rendered on white, plain and scene \
@@ -26,6 +26,7 @@ use crate::{AppState, files, jobs, ops, queue, stream, submit};
         (name = "jobs", description = "Follow, stream, cancel a job; fetch its files"),
         (name = "status", description = "The pipeline's load"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
+        (name = "console", description = "The web console's data (admin keys)"),
     )
 )]
 struct ApiDoc;
@@ -47,6 +48,8 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
+        .routes(routes!(console::data::console_job))
+        .routes(routes!(console::stream::console_events))
 }
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.
