@@ -10,6 +10,7 @@ ensure_build_deps
 ensure_services
 ensure_nextest
 ensure_py_tools
+ensure_browser
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

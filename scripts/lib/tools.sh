@@ -45,3 +45,9 @@ ensure_npm_tools() {
 
 py_tool() { echo "$ATELIER_TOOLS/venv/bin/$1"; }
 npm_tool() { echo "$ATELIER_TOOLS/npm/node_modules/.bin/$1"; }
+
+# Debian's Chromium and its WebDriver, for the web console's browser test
+# (crates/e2e/tests/console.rs drives them through fantoccini).
+ensure_browser() {
+  ensure_apt chromium chromium-driver
+}

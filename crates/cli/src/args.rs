@@ -34,6 +34,9 @@ pub enum Command {
     /// (the job runs again from the stage that gave up) or purge them,
     /// through a gateway with an admin key.
     Dlq(DlqArgs),
+    /// Watch a running stack or `atelier serve`: a live table of the stages
+    /// (default), a one-shot health check, or a job's events.
+    Monitor(MonitorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +86,41 @@ pub struct DlqSelection {
     /// Every dead letter there is now.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// gRPC URL of the status service (default: gateway.status_url; `atelier
+    /// serve` listens for it on its --grpc address).
+    #[arg(long, value_name = "URL", global = true)]
+    pub status: Option<String>,
+    /// Base URL of the gateway, for its readiness (default: http:// and gateway.bind).
+    #[arg(long, value_name = "URL", global = true)]
+    pub gateway: Option<String>,
+    /// One JSON object per line instead of text, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Seconds between refreshes of the live table.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// Print the table once and exit.
+    #[arg(long)]
+    pub once: bool,
+    #[command(subcommand)]
+    pub command: Option<MonitorCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// Check the gateway, the status service, the broker and every stage's
+    /// consumers once; exits non-zero naming what is down.
+    Health,
+    /// Follow one job's events until it ends (exit 0 when it completed), or
+    /// every job's events without an id.
+    Watch {
+        /// The job's request_id.
+        job_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

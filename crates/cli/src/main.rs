@@ -4,13 +4,14 @@
 //! variations, upscales them, and writes the video, the report and result.json;
 //! `atelier upscale in.jpg out.jpg --factor 2` upscales one image;
 //! `atelier bench` load-tests a running stack; `atelier serve` runs the whole
-//! API in this process.
+//! API in this process; `atelier monitor` watches either.
 
 mod args;
 mod bars;
 mod bench;
 mod dlq;
 mod keys;
+mod monitor;
 mod process;
 mod serve;
 mod upscale;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
                 Command::Bench(args) => bench::run(&args),
                 Command::Keys(args) => keys::run(settings, args),
                 Command::Dlq(args) => dlq::run(&settings, args),
+                Command::Monitor(args) => monitor::run(&settings, &args),
                 Command::Serve(args) => serve::run(settings, args),
             }
         });

@@ -45,6 +45,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub ops: OpsSettings,
     pub providers: ProviderSettings,
+    pub console: ConsoleSettings,
 }
 
 /// Limits checked on every input before any pixel buffer is allocated.
@@ -395,6 +396,17 @@ pub struct StatusSettings {
     /// served (so load balancers and clients move away) before `WatchJob`
     /// streams end with UNAVAILABLE and the server stops.
     pub drain_delay_seconds: u64,
+}
+
+/// The web console at `/console` on the gateway (and `atelier serve`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// How often the console's event stream sends a fresh snapshot of the
+    /// queues and timings.
+    pub refresh_ms: u64,
+    /// Window over which a stage's throughput per minute is counted.
+    pub throughput_window_seconds: u32,
 }
 
 /// How log lines are written.

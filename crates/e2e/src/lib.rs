@@ -21,7 +21,7 @@ mod system;
 pub use fixtures::{data_uri, files_under, photo, photo_sized, request, serve_photo};
 pub use gemini::GatedGemini;
 pub use otlp::{OtlpReceiver, ReceivedSpan};
-pub use process::{Service, bin_dir, free_port};
+pub use process::{Service, bin_dir, cli_output, free_port};
 pub use serve::Serve;
 pub use stack::{Stack, WORKERS};
 pub use system::{ADMIN_TENANT, Options, System, Target};

@@ -160,6 +160,18 @@ pub(crate) fn tail(text: &str) -> String {
 
 /// Runs `atelier` with `args` to completion; returns its stdout (panics with
 /// its stderr when it fails).
+/// Runs `atelier ARGS` with `env`, whatever its exit code.
+pub fn cli_output(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    Command::new(binary("atelier"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("ATELIER_ENV")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("atelier runs")
+}
+
 pub fn run_cli(args: &[&str], env: &[(String, String)]) -> String {
     let out = Command::new(binary("atelier"))
         .args(args)

@@ -108,6 +108,11 @@ impl Serve {
         self.wait_ready().await;
     }
 
+    /// The settings environment it runs with.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     pub fn logs(&self) -> String {
         format!("==== serve ====\n{}\n", tail(&self.service.log_text()))
     }

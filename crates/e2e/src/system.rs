@@ -160,6 +160,28 @@ impl System {
         }
     }
 
+    /// The status service's gRPC URL (`atelier serve` serves it on `--grpc`).
+    pub fn status_url(&self) -> String {
+        match self {
+            Self::Stack(stack) => stack.status_url.clone(),
+            Self::Serve(serve) => format!("http://{}", serve.grpc),
+        }
+    }
+
+    /// Runs `atelier monitor ARGS --status … --gateway …` against this system,
+    /// whatever its exit code.
+    pub fn monitor(&self, args: &[&str]) -> std::process::Output {
+        let (status, gateway) = (self.status_url(), self.url(0));
+        let mut all = vec!["monitor"];
+        all.extend_from_slice(args);
+        all.extend(["--status", status.as_str(), "--gateway", gateway.as_str()]);
+        let env = match self {
+            Self::Stack(stack) => &stack.env,
+            Self::Serve(serve) => serve.env(),
+        };
+        crate::process::cli_output(&all, env)
+    }
+
     /// A client that sends the admin key, with a timeout long enough for
     /// synchronous calls.
     pub fn http(&self) -> reqwest::Client {

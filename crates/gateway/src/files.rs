@@ -35,6 +35,13 @@ pub async fn get_file(
     let job: JobId = id.parse().map_err(|_| not_found())?;
     // Another tenant's files are as unknown as its jobs.
     load_for(&app, &caller, job).await.map_err(|_| not_found())?;
+    serve_file(&app, job, &path).await
+}
+
+/// Job `job`'s artefact at `path` (relative to the job's folder), for a caller
+/// already allowed to see the job.
+pub(crate) async fn serve_file(app: &AppState, job: JobId, path: &str) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no file {path} for job {job}"));
     let safe = !path.is_empty()
         && path
             .split('/')
@@ -46,10 +53,10 @@ pub async fn get_file(
     match app.blobs.get(&key).await {
         Ok(bytes) => Ok((
             [
-                (header::CONTENT_TYPE, keys::content_type(&path)),
+                (header::CONTENT_TYPE, keys::content_type(path)),
                 (header::CACHE_CONTROL, "private, max-age=3600"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                (header::CONTENT_DISPOSITION, disposition(&path).as_str()),
+                (header::CONTENT_DISPOSITION, disposition(path).as_str()),
             ],
             bytes,
         )

@@ -11,6 +11,7 @@
 mod auth;
 mod body;
 mod dead;
+mod console;
 mod error;
 mod fetch;
 mod files;

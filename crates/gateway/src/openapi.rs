@@ -8,12 +8,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, dead, files, jobs, list, ops, queue, stream, submit};
+use crate::{AppState, console, dead, files, jobs, list, ops, queue, stream, submit};
 
 #[derive(OpenApi)]
 #[openapi(
     // Routed by hand (its path is a wildcard, which the generated route cannot express).
-    paths(files::get_file),
+    paths(files::get_file, console::data::console_file),
     info(
         title = "Atelier",
         description = "AI fashion product photos: the garment analysed, rendered on white, plain and scene \
@@ -27,6 +27,7 @@ use crate::{AppState, dead, files, jobs, list, ops, queue, stream, submit};
         (name = "status", description = "The pipeline's load"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
         (name = "admin", description = "Dead letters: list, replay, purge (admin keys only)"),
+        (name = "console", description = "The web console's data (admin keys)"),
     )
 )]
 struct ApiDoc;
@@ -52,6 +53,8 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
+        .routes(routes!(console::data::console_job))
+        .routes(routes!(console::stream::console_events))
 }
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.

@@ -48,6 +48,11 @@ pub fn router(app: AppState) -> Router {
     let (routes, _) = crate::openapi::api_router().split_for_parts();
     routes
         .route(crate::openapi::FILES_ROUTE, get(crate::files::get_file))
+        .route(crate::console::FILES_ROUTE, get(crate::console::console_file))
+        .route("/console", get(crate::console::page))
+        .route("/console/app.js", get(crate::console::script))
+        .route("/console/app.css", get(crate::console::style))
+        .route("/console/config.json", get(crate::console::config))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), mw::retry_after))

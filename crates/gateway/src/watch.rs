@@ -50,6 +50,11 @@ impl EventFeed {
         }
     }
 
+    /// Every job's news from now on (the console's live view).
+    pub fn subscribe_all(&self) -> broadcast::Receiver<News> {
+        self.tx.subscribe()
+    }
+
     /// Feeds events from the bus until `shutdown`. The bus subscription is made
     /// before this returns, so events published afterwards reach watchers.
     pub async fn start(

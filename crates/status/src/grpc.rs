@@ -85,7 +85,8 @@ impl StatusService for StatusApi {
             .stages
             .iter()
             .map(|(stage, q)| {
-                max_workers = max_workers.saturating_add(q.consumers.saturating_mul(per_worker));
+                let capacity = q.consumers.saturating_mul(per_worker);
+                max_workers = max_workers.saturating_add(capacity);
                 let s = stats.iter().find(|s| s.stage == *stage);
                 v1::StageQueue {
                     stage: v1::Stage::from(*stage).into(),
@@ -98,6 +99,8 @@ impl StatusService for StatusApi {
                     p50_seconds: s.map_or(0.0, |s| s.p50),
                     p95_seconds: s.map_or(0.0, |s| s.p95),
                     p99_seconds: s.map_or(0.0, |s| s.p99),
+                    unacked: q.unacked,
+                    capacity,
                 }
             })
             .collect::<Vec<_>>();
@@ -111,6 +114,8 @@ impl StatusService for StatusApi {
             failed_tasks: counts.failed,
             is_running: snapshot.connected && first_consumers > 0,
             stages,
+            dead_letters: snapshot.dead_letters,
+            broker_connected: snapshot.connected,
         }))
     }
 
@@ -174,6 +179,43 @@ impl StatusService for StatusApi {
                         return;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchJobsStream = WatchStream;
+
+    async fn watch_jobs(
+        &self,
+        _request: Request<v1::WatchJobsRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let mut live = self.hub.subscribe();
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let streams_end = self.streams_end.clone();
+        tokio::spawn(async move {
+            loop {
+                let received = tokio::select! {
+                    () = streams_end.cancelled() => {
+                        let _ = tx.send(Err(Status::unavailable(DRAINING))).await;
+                        return;
+                    }
+                    () = tx.closed() => return,
+                    received = live.recv() => received,
+                };
+                let sent = match received {
+                    Ok(event) => tx.send(Ok(v1::JobEvent::from(&*event))).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        // A monitor that falls behind skips ahead rather than
+                        // ending: it shows the present, not a backlog.
+                        tracing::debug!(missed = n, "a WatchJobs client lagged");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if sent.is_err() {
+                    return;
                 }
             }
         });

@@ -1,0 +1,45 @@
+//! The web console at `/console`: live queues, timings, jobs and dead letters
+//! for an operator, served from this binary (no separate web server, no
+//! network fetches) and fed by one admin event stream.
+//!
+//! The page and its script are public (they hold no data); every data route is
+//! under `/api/v1/admin/console/` and needs an admin key when API keys are on
+//! (`gateway.auth.required`). With keys off the console is open, like the rest
+//! of such a gateway. The script sends the key in a header (never in a URL, so
+//! it stays out of access logs), which is why it reads the event stream with
+//! `fetch` rather than `EventSource`.
+
+mod assets;
+pub(crate) mod data;
+pub(crate) mod stream;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+pub use assets::{config, page, script, style};
+pub use data::console_file;
+
+/// Where the console serves a job's files (any tenant's), as
+/// [`crate::openapi::FILES_ROUTE`] does for the job's own tenant.
+pub(crate) const FILES_ROUTE: &str = "/api/v1/admin/console/files/{id}/{*path}";
+
+/// A caller allowed to read the console's data: an admin key, or anyone when
+/// the gateway runs without API keys.
+#[derive(Debug, Clone)]
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        if caller.admin || (!app.settings.gateway.auth.required && caller.key.is_none()) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Forbidden("the console needs an admin key".into()))
+        }
+    }
+}
