@@ -10,8 +10,8 @@
 
 mod auth;
 mod body;
+mod browser;
 mod error;
-mod fetch;
 mod files;
 mod inputs;
 mod jobs;
@@ -20,6 +20,7 @@ pub mod model;
 pub mod openapi;
 mod ops;
 mod queue;
+mod ranges;
 mod server;
 mod service;
 mod state;
@@ -27,10 +28,11 @@ mod stream;
 mod submit;
 mod wait;
 mod watch;
+mod webhooks;
 
+pub use atelier_egress::is_public;
 pub use auth::{Admin, Caller};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use fetch::is_public;
 pub use inputs::Fetcher;
 pub use service::{GatewayError, bind, build_state, ops_router, router, run, run_main, serve};
 pub use state::AppState;

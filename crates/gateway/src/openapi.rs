@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, files, jobs, ops, queue, stream, submit};
+use crate::{AppState, files, jobs, ops, queue, stream, submit, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +43,8 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(queue::queue_status))
         .routes(routes!(jobs::get_job, jobs::cancel_job))
         .routes(routes!(stream::job_events))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -18,8 +18,10 @@ mod keys;
 mod memory;
 mod postgres;
 mod record;
+pub mod resource;
 mod rules;
 mod sqlite;
+mod webhooks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub use record::{
     ANONYMOUS_TENANT, Admission, Created, JobCounts, JobRecord, NewJob, StageStats, StoredEvent,
 };
 pub use sqlite::SqliteJobStore;
+pub use webhooks::{
+    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus, NewDelivery, Webhook, WebhookStore,
+};
 
 /// Job rows and their progress. The gateway creates and reads; the status
 /// service is the only writer of progress, through [`JobStore::apply_event`].
@@ -107,10 +112,11 @@ pub trait JobStore: Send + Sync + fmt::Debug {
     async fn unfinished(&self, updated_before_ms: u64, limit: u32) -> Result<Vec<JobRecord>, JobStoreError>;
 }
 
-/// Everything the edge and the pipeline keep: jobs, API keys, rate limits.
-pub trait Store: JobStore + KeyStore + RateLimits {}
+/// Everything the edge and the pipeline keep: jobs, API keys, rate limits,
+/// webhook deliveries.
+pub trait Store: JobStore + KeyStore + RateLimits + WebhookStore {}
 
-impl<T: JobStore + KeyStore + RateLimits> Store for T {}
+impl<T: JobStore + KeyStore + RateLimits + WebhookStore> Store for T {}
 
 /// The store `settings.url` names: `postgres://…` (the stack), `sqlite://PATH`
 /// (`atelier serve`; the file is created when missing) or `memory://` (tests).
