@@ -117,6 +117,8 @@ pub(crate) fn request_body(photo: &[u8], mime: &str, args: &BenchArgs) -> anyhow
         upscale: args.upscale,
         upscale_factor: None,
         priority: None,
+        callback_url: None,
+        callback_events: None,
     };
     request
         .validate()

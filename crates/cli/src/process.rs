@@ -112,6 +112,8 @@ fn build_request(args: &ProcessArgs) -> anyhow::Result<GenerateRequest> {
         upscale: args.upscale.is_some(),
         upscale_factor: args.upscale.map(|f| u8::from(UpscaleFactor::from(f))),
         priority: None,
+        callback_url: None,
+        callback_events: None,
     };
     request.validate().map_err(|e| {
         let option = match e.field.as_str() {

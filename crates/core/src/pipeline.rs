@@ -293,6 +293,8 @@ mod tests {
             upscale: false,
             upscale_factor: None,
             priority: None,
+            callback_url: None,
+            callback_events: None,
         };
         let plans = plan_variations(&req);
         let got: Vec<_> = plans

@@ -15,6 +15,19 @@ pub const MAX_TEXT_CHARS: usize = 2_000;
 pub const MAX_PRIORITY: u8 = 9;
 /// Priority used when the request does not name one.
 pub const DEFAULT_PRIORITY: u8 = 5;
+/// Longest accepted `callbackUrl`.
+pub const MAX_CALLBACK_URL: usize = 2_048;
+/// Every webhook event type `callbackEvents` may name.
+pub const CALLBACK_EVENTS: [&str; 6] = [
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+    "job.stage_started",
+    "job.stage_finished",
+    "job.stage_retrying",
+];
+/// What a `callbackUrl` receives when `callbackEvents` is not given: the job's end.
+pub const DEFAULT_CALLBACK_EVENTS: [&str; 2] = ["job.completed", "job.failed"];
 
 /// A generation request as clients send it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -40,6 +53,15 @@ pub struct GenerateRequest {
     /// Queue priority 0–9, higher first (new; default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
+    /// Where signed webhooks of the job's events go (new): an `http(s)` URL of
+    /// a public address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Which events `callbackUrl` receives (new; default `job.completed` and
+    /// `job.failed`): any of `job.completed`, `job.failed`, `job.cancelled`,
+    /// `job.stage_started`, `job.stage_finished`, `job.stage_retrying`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_events: Option<Vec<String>>,
 }
 
 /// One photo of the garment and the variations wanted from it.
@@ -263,7 +285,54 @@ impl GenerateRequest {
                 format!("must be between 0 and {MAX_PRIORITY}, got {p}"),
             ));
         }
+        self.validate_callback()
+    }
+
+    /// `callbackUrl` and `callbackEvents` (the URL's address is the gateway's
+    /// to check).
+    fn validate_callback(&self) -> Result<(), ValidationError> {
+        if let Some(url) = &self.callback_url {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://"))
+                || url.len() > MAX_CALLBACK_URL
+                || url.chars().any(char::is_control)
+            {
+                return Err(ValidationError::new(
+                    "callbackUrl",
+                    format!("must be an http(s) URL of at most {MAX_CALLBACK_URL} characters"),
+                ));
+            }
+        }
+        if let Some(events) = &self.callback_events {
+            if self.callback_url.is_none() {
+                return Err(ValidationError::new("callbackEvents", "needs a callbackUrl"));
+            }
+            if events.is_empty() {
+                return Err(ValidationError::new(
+                    "callbackEvents",
+                    "must name at least one event",
+                ));
+            }
+            for (i, event) in events.iter().enumerate() {
+                if !CALLBACK_EVENTS.contains(&event.as_str()) {
+                    return Err(ValidationError::new(
+                        format!("callbackEvents[{i}]"),
+                        format!(
+                            "unknown event `{event}`, expected one of: {}",
+                            CALLBACK_EVENTS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The webhook event types `callbackUrl` receives.
+    pub fn callback_event_types(&self) -> Vec<String> {
+        self.callback_events
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CALLBACK_EVENTS.iter().map(|e| (*e).to_string()).collect())
     }
 
     /// Number of variations the request asks for, over all inputs and kinds.
@@ -316,8 +385,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused_with_their_name() {
-        let err = parse(r#"{"inputImages":[],"callbackUrl":"https://x"}"#).unwrap_err();
-        assert!(err.to_string().contains("callbackUrl"), "{err}");
+        let err = parse(r#"{"inputImages":[],"callbakUrl":"https://x"}"#).unwrap_err();
+        assert!(err.to_string().contains("callbakUrl"), "{err}");
         let err = parse(r#"{"inputImages":[{"url":"u","backgrounds":[1,0,0],"bg":1}]}"#).unwrap_err();
         assert!(err.to_string().contains("`bg`"), "{err}");
     }

@@ -46,6 +46,31 @@ pub struct Settings {
     pub ops: OpsSettings,
     pub providers: ProviderSettings,
     pub console: ConsoleSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// Signed webhooks (`callbackUrl`): how deliveries are signed and retried.
+/// Endpoints are held to `gateway.fetch`'s address rules, as inputs are.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// The `whsec_…` signing secret when API keys are off (keys carry their own).
+    pub secret: Secret,
+    /// Pause before each retry after a failed attempt; one attempt more than
+    /// there are pauses.
+    #[serde(deserialize_with = "one_or_many")]
+    pub retry_delays_ms: Vec<u64>,
+    /// Each pause is drawn from ±this fraction around its value.
+    pub retry_jitter: f64,
+    /// One attempt's limit, from connecting to the end of the answer.
+    pub attempt_timeout_ms: u64,
+    /// Requests in flight to one endpoint (scheme, host and port) at once.
+    pub max_in_flight_per_endpoint: usize,
+    /// Requests in flight from one sender at once.
+    pub max_in_flight: usize,
+    /// How often the sender looks for due deliveries made elsewhere (manual
+    /// retries through a gateway, another replica's leftovers).
+    pub poll_interval_ms: u64,
 }
 
 /// Limits checked on every input before any pixel buffer is allocated.
@@ -258,6 +283,19 @@ pub struct GatewaySettings {
     pub shutdown_grace_seconds: u64,
     pub auth: AuthSettings,
     pub fetch: FetchSettings,
+    pub cors: CorsSettings,
+}
+
+/// Cross-origin calls from browsers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins allowed to call the API (`scheme://host[:port]`, or `*`); empty
+    /// turns CORS off.
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_origins: Vec<String>,
+    /// Seconds a browser may cache a preflight answer.
+    pub max_age_seconds: u64,
 }
 
 /// API keys.
@@ -458,6 +496,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("broker.retry_delays_ms")
                     .with_list_parse_key("gateway.fetch.allowed_hosts")
+                    .with_list_parse_key("gateway.cors.allowed_origins")
+                    .with_list_parse_key("webhooks.retry_delays_ms")
                     .source(Some(vars)),
             )
             .build()
@@ -540,6 +580,27 @@ impl Settings {
         {
             return bad("gateway timeouts must be positive");
         }
+        let w = &self.webhooks;
+        if w.attempt_timeout_ms == 0
+            || w.max_in_flight == 0
+            || w.max_in_flight_per_endpoint == 0
+            || w.poll_interval_ms == 0
+        {
+            return bad(
+                "webhooks.attempt_timeout_ms, max_in_flight, max_in_flight_per_endpoint and poll_interval_ms must be positive",
+            );
+        }
+        if !(0.0..=1.0).contains(&w.retry_jitter) {
+            return bad("webhooks.retry_jitter must be in [0, 1]");
+        }
+        if !w.secret.is_empty() && !w.secret.expose().starts_with("whsec_") {
+            return bad("webhooks.secret must be a Standard Webhooks secret: whsec_ and base64");
+        }
+        if let Some(origin) = gw.cors.allowed_origins.iter().find(|o| !is_origin(o)) {
+            return Err(CoreError::InvalidSetting(format!(
+                "gateway.cors.allowed_origins: {origin:?} is not `*` or scheme://host[:port]"
+            )));
+        }
         if self.limits.decode_budget_bytes == 0 || self.limits.max_jpeg_scans == 0 {
             return bad("limits.decode_budget_bytes and limits.max_jpeg_scans must be positive");
         }
@@ -577,6 +638,22 @@ impl Settings {
             n => n,
         }
     }
+}
+
+/// `*`, or a browser origin: `http(s)://host[:port]` without path, query or
+/// trailing slash (browsers send it exactly so).
+fn is_origin(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -674,6 +751,33 @@ mod tests {
         let s = Settings::load_from(Path::new("/nonexistent"), None, one).expect("one value loads");
         assert_eq!(s.broker.retry_delays_ms, vec![3000]);
         assert_eq!(s.gateway.fetch.allowed_hosts, vec!["cdn.example".to_string()]);
+    }
+
+    #[test]
+    fn cors_is_off_by_default_and_takes_only_origins() {
+        assert!(Settings::defaults().gateway.cors.allowed_origins.is_empty());
+        let load = |origins: &str| {
+            let vars = [(
+                "ATELIER__GATEWAY__CORS__ALLOWED_ORIGINS".to_string(),
+                origins.to_string(),
+            )];
+            Settings::load_from(Path::new("/nonexistent"), None, vars)
+        };
+        let s = load("https://shop.example,http://127.0.0.1:3000").expect("origins load");
+        assert_eq!(
+            s.gateway.cors.allowed_origins,
+            ["https://shop.example", "http://127.0.0.1:3000"]
+        );
+        assert!(load("*").is_ok());
+        for bad in [
+            "shop.example",
+            "https://shop.example/",
+            "ftp://x",
+            "https://a.example/path",
+        ] {
+            let err = load(bad).expect_err(bad);
+            assert!(err.to_string().contains("gateway.cors.allowed_origins"), "{err}");
+        }
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Caller {
     pub admin: bool,
     /// Unfinished jobs the tenant may have at once.
     pub max_in_flight: Option<u32>,
+    /// Whether the key has a webhook signing secret (`false` when anonymous:
+    /// `webhooks.secret` signs then).
+    pub signs_webhooks: bool,
 }
 
 impl Caller {
@@ -42,6 +45,7 @@ impl Caller {
             key: None,
             admin: false,
             max_in_flight: None,
+            signs_webhooks: false,
         }
     }
 
@@ -51,6 +55,7 @@ impl Caller {
             key: Some(key.name.clone()),
             admin: key.admin,
             max_in_flight: key.max_in_flight,
+            signs_webhooks: key.webhook_secret.is_some(),
         }
     }
 }

@@ -167,9 +167,9 @@ mod tests {
     fn unknown_fields_are_named() {
         let body = GOOD.replace(
             "\"upscale\":true",
-            "\"upscale\":true,\"callbackUrl\":\"https://x\"",
+            "\"upscale\":true,\"callbakUrl\":\"https://x\"",
         );
-        assert_eq!(field_of(&body), (422, Some("callbackUrl".into())));
+        assert_eq!(field_of(&body), (422, Some("callbakUrl".into())));
         let body = GOOD.replace("\"view\":\"front\"", "\"view\":\"front\",\"veiw\":1");
         let (status, field) = field_of(&body);
         assert_eq!(status, 422);

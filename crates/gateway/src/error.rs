@@ -46,6 +46,9 @@ pub enum ApiError {
     /// The body took longer than `gateway.body_timeout_seconds` to arrive (408).
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    /// A `Range` that starts past the end of the file (416 + `Content-Range: bytes */LENGTH`).
+    #[error("the range starts past the end of the file ({length} bytes)")]
+    RangeNotSatisfiable { length: u64 },
     /// The body's media type is not one the endpoint takes (415).
     #[error("{0}")]
     WrongContentType(String),
@@ -127,6 +130,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::WrongContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::TooManyInFlight { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_in_flight"),
             Self::IdempotencyKeyReused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
@@ -228,6 +232,11 @@ impl IntoResponse for ApiError {
             Self::RateLimited { retry_after } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            Self::RangeNotSatisfiable { length } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{length}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
                 }
             }
             _ => {}

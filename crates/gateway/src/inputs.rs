@@ -18,7 +18,7 @@ use reqwest::Url;
 use tokio::sync::Semaphore;
 
 use crate::ApiError;
-use crate::fetch::{AddressPolicy, shown};
+use atelier_egress::{AddressPolicy, shown};
 
 /// One input photo, fetched and sniffed.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ impl Fetcher {
     /// A fetcher with the gateway's fetch settings and the decode limits.
     pub fn new(settings: &FetchSettings, limits: DecodeLimits) -> Result<Self, reqwest::Error> {
         let policy = AddressPolicy::new(settings);
-        let client = crate::fetch::client(
+        let client = atelier_egress::client(
             settings,
             &policy,
             concat!("atelier-gateway/", env!("CARGO_PKG_VERSION")),

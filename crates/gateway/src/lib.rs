@@ -10,10 +10,10 @@
 
 mod auth;
 mod body;
-mod dead;
+mod browser;
 mod console;
+mod dead;
 mod error;
-mod fetch;
 mod files;
 mod inputs;
 mod jobs;
@@ -23,6 +23,7 @@ pub mod model;
 pub mod openapi;
 mod ops;
 mod queue;
+mod ranges;
 mod server;
 mod service;
 mod state;
@@ -30,11 +31,12 @@ mod stream;
 mod submit;
 mod wait;
 mod watch;
+mod webhooks;
 
+pub use atelier_egress::is_public;
 pub use auth::{Admin, Caller};
 pub use dead::{DeadLetterBody, DeadLetterDetail, DeadLetterList, Purged, Replayed, Selection};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use fetch::is_public;
 pub use inputs::Fetcher;
 pub use list::JobList;
 pub use service::{GatewayError, bind, build_state, ops_router, router, run, run_main, serve};

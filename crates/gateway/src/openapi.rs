@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, console, dead, files, jobs, list, ops, queue, stream, submit};
+use crate::{AppState, console, dead, files, jobs, list, ops, queue, stream, submit, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,8 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(dead::get_dead_letter))
         .routes(routes!(dead::replay_dead_letters))
         .routes(routes!(stream::job_events))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

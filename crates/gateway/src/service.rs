@@ -46,7 +46,8 @@ pub enum GatewayError {
 /// Every route of the API over `app`, behind its keys.
 pub fn router(app: AppState) -> Router {
     let (routes, _) = crate::openapi::api_router().split_for_parts();
-    routes
+    let cors = crate::browser::cors(&app.settings.gateway.cors);
+    let router = routes
         .route(crate::openapi::FILES_ROUTE, get(crate::files::get_file))
         .route(crate::console::FILES_ROUTE, get(crate::console::console_file))
         .route("/console", get(crate::console::page))
@@ -57,10 +58,17 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), mw::retry_after))
         .layer(middleware::from_fn(mw::record_metrics))
+        .layer(crate::browser::compression())
         .layer(middleware::from_fn(mw::request_id))
         .layer(middleware::from_fn(mw::close_after_refused_body))
         .layer(CatchPanicLayer::new())
-        .with_state(app)
+        .with_state(app);
+    // Outermost: preflights are answered before the key is asked for, and
+    // every answer (errors too) carries the CORS headers.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// The ops listener's routes: health, readiness and metrics, without keys

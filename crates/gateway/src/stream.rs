@@ -131,13 +131,21 @@ async fn feed(
     }
 }
 
+/// The `final` event after the store recorded the job's last one. The row
+/// shows the end in the same write as the event, so the wait is only for a
+/// store replica catching up; past it the job is sent as the store has it:
+/// the stream always ends with `final`.
 async fn send_final(app: &AppState, caller: &Caller, id: JobId, tx: &mpsc::Sender<Event>) {
     let ended = settle(|| async {
         let job = load_for(app, caller, id).await?;
         Ok::<_, ApiError>(job.status.is_terminal().then_some(job))
     })
     .await;
-    if let Ok(Some(job)) = ended {
+    let job = match ended {
+        Ok(Some(job)) => Some(job),
+        Ok(None) | Err(_) => load_for(app, caller, id).await.ok(),
+    };
+    if let Some(job) = job {
         let _ = tx.send(final_event(&JobResource::from(&job))).await;
     }
 }
@@ -154,4 +162,123 @@ fn final_event(job: &JobResource) -> Event {
     Event::default()
         .event("final")
         .data(serde_json::to_string(job).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use atelier_bus::JobBus;
+    use atelier_core::event::{EventKind, JobEvent, JobFailure};
+    use atelier_core::job::{JobKind, JobSpec, StoredInput};
+    use atelier_core::pipeline::JobState;
+    use atelier_core::settings::Settings;
+    use atelier_jobs::{MemoryJobStore, NewJob, Store};
+    use atelier_storage::BlobStore;
+    use axum::body::Body;
+    use axum::http::Request;
+    use futures::StreamExt;
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// More events than the gateway's feed and the in-process bus buffer.
+    const FLOOD: usize = 10_000;
+
+    fn state(id: JobId) -> JobState {
+        let request = serde_json::from_value(serde_json::json!({
+            "inputImages": [{ "url": "https://shop.example/a.jpg", "backgrounds": [1, 0, 0] }]
+        }))
+        .expect("request");
+        JobState::new(JobSpec {
+            id,
+            kind: JobKind::Images,
+            request,
+            inputs: vec![StoredInput {
+                key: "inputs/0.jpg".into(),
+                source: "https://shop.example/a.jpg".into(),
+            }],
+            submitted_at_ms: atelier_core::clock::now_ms(),
+        })
+    }
+
+    /// Reads the stream until `until` is among its event names (or it ends).
+    async fn read_until(body: &mut axum::body::BodyDataStream, seen: &mut String, until: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !seen.lines().any(|l| l == format!("event: {until}")) {
+            let chunk = tokio::time::timeout_at(deadline, body.next())
+                .await
+                .unwrap_or_else(|_| panic!("no `{until}` event in time: {seen}"));
+            match chunk {
+                Some(Ok(bytes)) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => panic!("the stream ended before `{until}`: {seen}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stream_whose_feed_lags_past_the_final_event_still_ends_with_it_from_the_store() {
+        let mut settings = Settings::defaults();
+        settings.gateway.auth.required = false;
+        let settings = Arc::new(settings);
+        let bus = JobBus::in_process(&settings).expect("bus");
+        let jobs: Arc<dyn Store> = Arc::new(MemoryJobStore::new());
+        let shutdown = CancellationToken::new();
+        let app = crate::build_state(
+            settings,
+            bus.clone(),
+            jobs.clone(),
+            BlobStore::memory(),
+            None,
+            &shutdown,
+        )
+        .await
+        .expect("state");
+        let id = JobId::new();
+        jobs.create(NewJob::new(state(id), None)).await.expect("job");
+        jobs.apply_event(&JobEvent::new(id, EventKind::Queued, "test"))
+            .await
+            .expect("queued");
+
+        let response = crate::router(app)
+            .oneshot(
+                Request::get(format!("/api/v1/jobs/{id}/events"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body().into_data_stream();
+        let mut seen = String::new();
+        read_until(&mut body, &mut seen, "queued").await;
+
+        // The job fails; its event reaches the store, but this gateway's feed
+        // is flooded with other jobs' news and drops it (it lags).
+        let failed = JobEvent::new(id, EventKind::Failed, "test").failure(JobFailure::stage("boom"));
+        jobs.apply_event(&failed).await.expect("failed");
+        let other = JobId::new();
+        for _ in 0..FLOOD {
+            bus.emit(&JobEvent::new(other, EventKind::Queued, "flood"))
+                .await
+                .expect("emit");
+        }
+        read_until(&mut body, &mut seen, "final").await;
+        assert!(seen.contains("event: failed"), "{seen}");
+        let last = seen
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("data");
+        let job: JobResource = serde_json::from_str(last).expect("the final event carries the job");
+        assert_eq!(job.status, atelier_core::event::JobStatus::Failed);
+        // And the stream ends there.
+        let rest = tokio::time::timeout(Duration::from_secs(10), body.next()).await;
+        assert!(
+            matches!(rest, Ok(None)),
+            "the stream goes on after final: {rest:?}"
+        );
+        shutdown.cancel();
+    }
 }

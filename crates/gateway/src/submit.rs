@@ -157,6 +157,7 @@ async fn submit(
     {
         return answer_existing(&app, &caller, existing, Some(&fingerprint), respond_async).await;
     }
+    let webhook = crate::webhooks::target(&app, &caller, &request).await?;
     let inputs = app.fetcher.fetch_all(&request, inline).await?;
     // From here on the request names its inputs by where they came from, never
     // by a data: URI or a URL's credentials and query.
@@ -183,7 +184,8 @@ async fn submit(
         Created::TooManyInFlight { limit } => return Err(ApiError::TooManyInFlight { limit }),
     }
     let watch = app.events.watch(id);
-    if let Err(error) = enqueue(&app, &state, inputs).await {
+    let webhook = webhook.map(|target| target.of(id));
+    if let Err(error) = enqueue(&app, &state, inputs, webhook.as_ref()).await {
         // The job never entered the pipeline: it fails at intake, its key is
         // freed, and any caller racing on that key sees this same refusal.
         let failure = refusal(&error);
@@ -258,9 +260,19 @@ fn new_state(kind: JobKind, request: GenerateRequest, inputs: &[FetchedInput]) -
     })
 }
 
-/// Stores the inputs, publishes the queued event and the first stage's message.
-async fn enqueue(app: &AppState, state: &JobState, inputs: Vec<FetchedInput>) -> Result<(), ApiError> {
+/// Stores the inputs and the webhook, publishes the queued event and the
+/// first stage's message.
+async fn enqueue(
+    app: &AppState,
+    state: &JobState,
+    inputs: Vec<FetchedInput>,
+    webhook: Option<&atelier_jobs::Webhook>,
+) -> Result<(), ApiError> {
     let id = state.spec.id;
+    // Before the job can end: its end finds where to go.
+    if let Some(webhook) = webhook {
+        app.jobs.set_webhook(webhook).await?;
+    }
     let blobs = app.blobs.scoped(keys::job_prefix(&id));
     for (input, stored) in inputs.into_iter().zip(&state.spec.inputs) {
         blobs.put(&stored.key, input.bytes).await?;

@@ -28,6 +28,8 @@ fn request() -> GenerateRequest {
         upscale: true,
         upscale_factor: Some(2),
         priority: None,
+        callback_url: None,
+        callback_events: None,
     }
 }
 

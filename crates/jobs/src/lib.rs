@@ -20,8 +20,10 @@ mod lock;
 mod memory;
 mod postgres;
 mod record;
+pub mod resource;
 mod rules;
 mod sqlite;
+mod webhooks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,6 +45,9 @@ pub use record::{
     ANONYMOUS_TENANT, Admission, Created, JobCounts, JobRecord, NewJob, StageStats, StoredEvent,
 };
 pub use sqlite::SqliteJobStore;
+pub use webhooks::{
+    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus, NewDelivery, Webhook, WebhookStore,
+};
 
 /// Job rows and their progress. The gateway creates and reads; the status
 /// service is the only writer of progress, through [`JobStore::apply_event`].
@@ -139,10 +144,11 @@ pub trait JobStore: Send + Sync + fmt::Debug {
     async fn try_sweep_lock(&self) -> Result<Option<SweepLock>, JobStoreError>;
 }
 
-/// Everything the edge and the pipeline keep: jobs, API keys, rate limits.
-pub trait Store: JobStore + KeyStore + RateLimits {}
+/// Everything the edge and the pipeline keep: jobs, API keys, rate limits,
+/// webhook deliveries.
+pub trait Store: JobStore + KeyStore + RateLimits + WebhookStore {}
 
-impl<T: JobStore + KeyStore + RateLimits> Store for T {}
+impl<T: JobStore + KeyStore + RateLimits + WebhookStore> Store for T {}
 
 /// The store `settings.url` names: `postgres://…` (the stack), `sqlite://PATH`
 /// (`atelier serve`; the file is created when missing) or `memory://` (tests).

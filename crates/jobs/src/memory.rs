@@ -8,6 +8,8 @@ use atelier_core::job::JobId;
 use atelier_core::pipeline::Stage;
 use tokio::sync::Mutex;
 
+mod webhooks;
+
 use crate::keys::gcra;
 use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};
 use crate::{
@@ -40,6 +42,8 @@ struct Inner {
     next_seq: u64,
     /// Latest finish of each (job, stage): seconds and epoch milliseconds.
     timings: HashMap<(JobId, Stage), (f64, u64)>,
+    webhooks: HashMap<JobId, crate::Webhook>,
+    deliveries: Vec<crate::Delivery>,
 }
 
 impl MemoryJobStore {
@@ -185,6 +189,8 @@ impl JobStore for MemoryJobStore {
         inner.events.remove(&id);
         inner.seen.retain(|(job_id, ..)| *job_id != id);
         inner.timings.retain(|(job_id, _), _| *job_id != id);
+        inner.webhooks.remove(&id);
+        inner.deliveries.retain(|d| d.job != id);
         Ok(true)
     }
 

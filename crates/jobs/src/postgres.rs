@@ -14,6 +14,8 @@ use sqlx::{Connection, Executor, PgConnection, Postgres, QueryBuilder, Row};
 use atelier_core::event::JobFailure;
 
 use crate::codec::{EventRow, JobRow, JobText, KeyRow, corrupt, to_i64, to_u64};
+mod webhooks;
+
 use crate::keys::gcra;
 use crate::rules::{self, P50, P95, P99};
 use crate::{

@@ -21,6 +21,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use atelier_core::event::JobFailure;
 
+mod webhooks;
+
 use crate::codec::{EventRow, JobRow, JobText, KeyRow, corrupt, to_i64, to_u64};
 use crate::keys::gcra;
 use crate::rules::{self, MS_PER_SECOND, P50, P95, P99};

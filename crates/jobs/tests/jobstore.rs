@@ -136,6 +136,7 @@ on_every_store!(
     retention_deletes_old_finished_jobs_with_their_events_only,
     expired_idempotency_keys_are_cleared,
     one_sweeper_holds_the_lock_at_a_time,
+    webhook_deliveries_are_claimed_leased_attempted_and_retried,
 );
 
 fn now_ms() -> u64 {
@@ -940,7 +941,9 @@ async fn concurrent_startups_migrate_one_fresh_schema() {
             "jobs",
             "leases",
             "rate_limits",
-            "stage_timings"
+            "stage_timings",
+            "webhook_deliveries",
+            "webhooks"
         ]
     );
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
@@ -1316,4 +1319,164 @@ async fn the_sweeper_lock_is_cluster_wide_on_postgres() {
     drop_schema(cleanup.pool(), &schema).await;
     drop_schema(cleanup.pool(), &other_schema).await;
     cleanup.pool().close().await;
+}
+
+async fn webhook_deliveries_are_claimed_leased_attempted_and_retried(store: Arc<dyn Store>) {
+    use atelier_jobs::{AttemptOutcome, DeliveryAttempt, DeliveryStatus, NewDelivery, Webhook};
+    let job = new_job(None);
+    let id = job.id();
+    store.create(job).await.expect("create");
+    assert_eq!(store.webhook(id).await.expect("read"), None);
+    let hook = Webhook {
+        job: id,
+        url: "https://hooks.example/a".into(),
+        key_name: Some("shop".into()),
+        events: vec!["job.completed".into()],
+    };
+    store.set_webhook(&hook).await.expect("set");
+    assert_eq!(store.webhook(id).await.expect("read"), Some(hook));
+
+    let t0 = now_ms();
+    let delivery = |topic: &str, n: u64| NewDelivery {
+        id: format!("msg_{topic}_{n}"),
+        job: id,
+        topic: topic.into(),
+        event_type: "job.completed".into(),
+        url: "https://hooks.example/a".into(),
+        key_name: Some("shop".into()),
+        body: r#"{"status":"completed"}"#.into(),
+        created_at_ms: t0 + n,
+    };
+    assert!(
+        store
+            .add_delivery(&delivery("job.completed", 0))
+            .await
+            .expect("add")
+    );
+    // The same event again is the same delivery.
+    assert!(
+        !store
+            .add_delivery(&delivery("job.completed", 1))
+            .await
+            .expect("add")
+    );
+    assert!(
+        store
+            .add_delivery(&delivery("job.stage_finished:analysis:1", 2))
+            .await
+            .expect("add")
+    );
+
+    // Claimed once: leased until the lease ends, then due again.
+    let lease = 60_000;
+    let claimed = store.claim_deliveries(t0 + 10, lease, 1).await.expect("claim");
+    assert_eq!(claimed.len(), 1, "the limit holds");
+    assert_eq!(claimed[0].id, "msg_job.completed_0", "oldest due first");
+    let second = store.claim_deliveries(t0 + 10, lease, 10).await.expect("claim");
+    assert_eq!(second.len(), 1, "the first is leased");
+    assert!(
+        store
+            .claim_deliveries(t0 + 10, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let expired = store
+        .claim_deliveries(t0 + 10 + lease, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(expired.len(), 2, "leases end");
+
+    // A failed attempt, retried later; then delivered.
+    let attempt = |number, status_code, at_ms| DeliveryAttempt {
+        number,
+        at_ms,
+        duration_ms: 5,
+        status_code: Some(status_code),
+        error: None,
+        response: Some("busy".into()),
+    };
+    let first = "msg_job.completed_0";
+    store
+        .record_attempt(
+            first,
+            &attempt(1, 500, t0 + 20),
+            AttemptOutcome::RetryAt(t0 + 5_000),
+        )
+        .await
+        .expect("record");
+    store
+        .defer_delivery("msg_job.stage_finished:analysis:1_2", t0 + 9_000)
+        .await
+        .expect("defer");
+    let due = store
+        .claim_deliveries(t0 + 5_000, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [first]);
+    assert_eq!(due[0].attempts.len(), 1);
+    store
+        .record_attempt(first, &attempt(2, 200, t0 + 5_001), AttemptOutcome::Delivered)
+        .await
+        .expect("record");
+    let all = store.deliveries(id).await.expect("list");
+    assert_eq!(all.len(), 2);
+    let done = all.iter().find(|d| d.id == first).expect("delivery");
+    assert_eq!(done.status, DeliveryStatus::Delivered);
+    assert_eq!(done.next_attempt_at_ms, None);
+    assert_eq!(
+        done.attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
+        [Some(500), Some(200)]
+    );
+    assert_eq!(done.attempts[0].response.as_deref(), Some("busy"));
+    assert_eq!(done.body, r#"{"status":"completed"}"#);
+
+    // Given up, then retried by hand: pending and due now, history kept.
+    let other = "msg_job.stage_finished:analysis:1_2";
+    store
+        .record_attempt(other, &attempt(1, 410, t0 + 9_000), AttemptOutcome::GaveUp)
+        .await
+        .expect("record");
+    assert!(
+        store
+            .claim_deliveries(t0 + HOUR_MS, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let retried = store
+        .retry_delivery(id, other, t0 + HOUR_MS)
+        .await
+        .expect("retry")
+        .expect("found");
+    assert_eq!(retried.status, DeliveryStatus::Pending);
+    assert_eq!(retried.attempts.len(), 1);
+    assert_eq!(
+        store
+            .claim_deliveries(t0 + HOUR_MS, lease, 10)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .retry_delivery(JobId::new(), other, t0)
+            .await
+            .expect("retry")
+            .is_none(),
+        "another job's"
+    );
+    assert!(
+        store
+            .retry_delivery(id, "msg_nope", t0)
+            .await
+            .expect("retry")
+            .is_none()
+    );
+
+    // Deleting the job takes its webhook and deliveries with it.
+    assert!(store.delete(id).await.expect("delete"));
+    assert!(store.deliveries(id).await.expect("list").is_empty());
+    assert_eq!(store.webhook(id).await.expect("read"), None);
 }

@@ -48,6 +48,8 @@ fn pipeline(c: &mut Criterion) {
                             upscale: true,
                             upscale_factor: Some(2),
                             priority: None,
+                            callback_url: None,
+                            callback_events: None,
                         },
                         inputs: vec![StoredInput {
                             key: "inputs/0.jpg".into(),

@@ -42,6 +42,8 @@ fn request(inputs: usize, backgrounds: [u8; 3], upscale: bool) -> GenerateReques
         upscale,
         upscale_factor: None,
         priority: None,
+        callback_url: None,
+        callback_events: None,
     }
 }
 

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use atelier_bus::{JobBus, StatusEvent};
 use atelier_core::error::error_chain;
-use atelier_jobs::JobStore;
+use atelier_core::event::JobEvent;
+use atelier_jobs::{JobRecord, JobStoreError, Store};
 use atelier_telemetry::metrics::JOBS;
+use atelier_webhooks::Sender;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -19,15 +21,17 @@ const STORE_RETRY_FIRST: Duration = Duration::from_millis(200);
 /// Longest pause between retries of one event.
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Records every job event until `shutdown`. An event is acknowledged only once
+/// Records every job event until `shutdown`, and the webhook delivery of
+/// each one its job's `callbackUrl` wants (then wakes `sender`). An event is acknowledged only once
 /// the store has it, so a crash or a database outage replays instead of losing
 /// it (events are idempotent in the store). An event the store refuses for good
 /// (a value it cannot hold) is dead-lettered with the reason, and the events
 /// behind it flow on.
 pub async fn record_events(
     bus: JobBus,
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn Store>,
     hub: EventHub,
+    sender: Sender,
     shutdown: CancellationToken,
 ) -> Result<(), atelier_bus::BrokerError> {
     let mut events = bus.subscribe_status().await?;
@@ -49,7 +53,10 @@ pub async fn record_events(
             trace_id = Empty,
         );
         atelier_telemetry::continue_trace(&span, received.traceparent.as_deref());
-        if !record(&*store, received, &hub, &shutdown).instrument(span).await {
+        if !record(&*store, received, &hub, &sender, &shutdown)
+            .instrument(span)
+            .await
+        {
             return Ok(());
         }
     }
@@ -57,15 +64,20 @@ pub async fn record_events(
 
 /// Stores one event; `false` when shutdown came first (it stays unacknowledged).
 async fn record(
-    store: &dyn JobStore,
+    store: &dyn Store,
     received: StatusEvent,
     hub: &EventHub,
+    sender: &Sender,
     shutdown: &CancellationToken,
 ) -> bool {
     let mut pause = STORE_RETRY_FIRST;
     loop {
-        match store.apply_event(&received.event).await {
-            Ok(_) => {
+        let recorded = match store.apply_event(&received.event).await {
+            Ok(Some(job)) => add_delivery(store, &received.event, &job, sender).await,
+            other => other.map(drop),
+        };
+        match recorded {
+            Ok(()) => {
                 let event = received.event.clone();
                 received.ack().await;
                 // A redelivered final event counts again; rare (a crash between
@@ -94,4 +106,32 @@ async fn record(
             }
         }
     }
+}
+
+/// Stores the delivery of `event` when the job has a webhook that wants it
+/// (once: an event recorded again finds its delivery there).
+async fn add_delivery(
+    store: &dyn Store,
+    event: &JobEvent,
+    job: &JobRecord,
+    sender: &Sender,
+) -> Result<(), JobStoreError> {
+    if atelier_webhooks::event_type(event.kind).is_none() {
+        return Ok(());
+    }
+    let Some(hook) = store.webhook(job.id).await? else {
+        return Ok(());
+    };
+    match atelier_webhooks::delivery_for(&hook, event, job, atelier_core::clock::now_ms()) {
+        Ok(Some(delivery)) => {
+            if store.add_delivery(&delivery).await? {
+                sender.wake();
+            }
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::error!(job = %job.id, error = %error_chain(&error), "cannot build a webhook delivery")
+        }
+    }
+    Ok(())
 }

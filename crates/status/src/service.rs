@@ -35,6 +35,8 @@ pub enum StatusError {
     Server(#[from] tonic::transport::Error),
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot start the webhook sender")]
+    Webhooks(#[from] atelier_webhooks::WebhookError),
     #[error(transparent)]
     Ops(#[from] atelier_telemetry::ops::OpsError),
 }
@@ -55,7 +57,7 @@ impl atelier_telemetry::ops::Readiness for Readiness {
     }
 }
 
-/// Records events from `bus` into `store` and serves `StatusService` (with
+/// Records events from `bus` into `store`, sends their webhooks, and serves `StatusService` (with
 /// health and reflection) on `listener` until `shutdown`, then drains: health
 /// NOT_SERVING at once, calls served for `status.drain_delay_seconds`, then
 /// `WatchJob` streams end with UNAVAILABLE and the server stops.
@@ -69,10 +71,15 @@ pub async fn run(
     let hub = EventHub::default();
     let queues = QueueWatch::default();
     queues.refresh(&bus).await;
+    // The webhook sender runs here, beside the recorder that adds deliveries
+    // (in the stack's status service, and in-process in `atelier serve`).
+    let sender = atelier_webhooks::Sender::new(store.clone(), &settings)?;
+    let webhooks = tokio::spawn(sender.clone().run(shutdown.clone()));
     let recorder = tokio::spawn(record_events(
         bus.clone(),
         store.clone(),
         hub.clone(),
+        sender,
         shutdown.clone(),
     ));
     let poll = Duration::from_millis(settings.status.rabbitmq_poll_ms);
@@ -141,6 +148,7 @@ pub async fn run(
     let _ = watcher.await;
     let _ = reaper.await;
     let _ = sweeper.await;
+    let _ = webhooks.await;
     served?;
     Ok(())
 }

@@ -113,9 +113,11 @@ pub async fn console_file(
     State(app): State<AppState>,
     _operator: Operator,
     Path((id, path)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let job: JobId = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no file {path} for job {id}")))?;
-    crate::files::serve_file(&app, job, &path).await
+    // Revalidated rather than immutable: the console does not look the job up.
+    crate::files::serve_file(&app, job, &path, &headers, false).await
 }

@@ -34,6 +34,8 @@ pub(crate) fn full_state() -> JobState {
         upscale: true,
         upscale_factor: Some(4),
         priority: Some(0),
+        callback_url: Some("https://hooks.example/atelier".into()),
+        callback_events: Some(vec!["job.completed".into(), "job.stage_finished".into()]),
     };
     let spec = JobSpec {
         id: JOB_ID.parse::<JobId>().expect("uuid"),

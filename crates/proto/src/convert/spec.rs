@@ -50,6 +50,8 @@ impl From<&GenerateRequest> for v1::GenerateRequest {
             upscale: req.upscale,
             upscale_factor: req.upscale_factor.map(u32::from),
             priority: req.priority.map(u32::from),
+            callback_url: req.callback_url.clone(),
+            callback_events: req.callback_events.clone().unwrap_or_default(),
         }
     }
 }
@@ -76,6 +78,8 @@ impl TryFrom<&v1::GenerateRequest> for GenerateRequest {
                 .map(|f| to_u8(f, "upscale_factor"))
                 .transpose()?,
             priority: msg.priority.map(|p| to_u8(p, "priority")).transpose()?,
+            callback_url: msg.callback_url.clone(),
+            callback_events: (!msg.callback_events.is_empty()).then(|| msg.callback_events.clone()),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Fetching client URLs without reaching inside: every address a URL resolves
+//! Fetching client URLs (input photos, webhook endpoints) without reaching inside: every address a URL resolves
 //! to (and every redirect's) must be public, the connection goes to the address
 //! that was checked (reqwest connects to what our resolver returns, so DNS
 //! rebinding has nothing to swap), no proxy, no credentials in URLs, and one
@@ -138,11 +138,8 @@ pub fn client(
 ) -> reqwest::Result<reqwest::Client> {
     let redirects = settings.max_redirects;
     let redirect_policy = policy.clone();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+    guarded(settings, policy, user_agent)
         .timeout(Duration::from_millis(settings.timeout_ms))
-        .no_proxy()
-        .dns_resolver(Arc::new(PublicResolver::new(policy.clone())))
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > redirects {
                 return attempt.error("too many redirects");
@@ -152,8 +149,29 @@ pub fn client(
                 Err(refusal) => attempt.error(refusal),
             }
         }))
-        .user_agent(user_agent)
         .build()
+}
+
+/// A client that posts only where `policy` allows and never follows a
+/// redirect (a webhook endpoint answers for itself, as Standard Webhooks
+/// says). Each request sets its own timeout.
+pub fn poster(
+    settings: &FetchSettings,
+    policy: &AddressPolicy,
+    user_agent: &str,
+) -> reqwest::Result<reqwest::Client> {
+    guarded(settings, policy, user_agent)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// What both clients share: the public-only resolver, no proxy, the connect timeout.
+fn guarded(settings: &FetchSettings, policy: &AddressPolicy, user_agent: &str) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .no_proxy()
+        .dns_resolver(Arc::new(PublicResolver::new(policy.clone())))
+        .user_agent(user_agent)
 }
 
 /// `url` as it may be shown, logged or stored: scheme, host and path; no
