@@ -64,6 +64,12 @@ fn ancestors<'a>(span: &'a ReceivedSpan, spans: &'a [ReceivedSpan]) -> Vec<&'a R
     chain
 }
 
+/// The gateway's request span: it ends only once the response is sent, so it
+/// may reach the receiver in a later batch than the stages' spans.
+fn is_gateway_span(span: &ReceivedSpan) -> bool {
+    span.kind == SERVER && span.name == "POST /api/v1/generate"
+}
+
 fn stage_span<'a>(spans: &'a [ReceivedSpan], stage: &str) -> Option<&'a ReceivedSpan> {
     spans
         .iter()
@@ -73,10 +79,7 @@ fn stage_span<'a>(spans: &'a [ReceivedSpan], stage: &str) -> Option<&'a Received
 /// The trace is whole: a server span continuing the client's span, every stage
 /// (and every recorded event, and each vendor call) under it.
 fn assert_one_trace(spans: &[ReceivedSpan], services: &BTreeMap<&str, &str>) {
-    let gateway: Vec<_> = spans
-        .iter()
-        .filter(|s| s.kind == SERVER && s.name == "POST /api/v1/generate")
-        .collect();
+    let gateway: Vec<_> = spans.iter().filter(|s| is_gateway_span(s)).collect();
     assert_eq!(gateway.len(), 1, "one gateway span: {spans:#?}");
     let gateway = gateway[0];
     assert_eq!(
@@ -239,6 +242,7 @@ async fn stack_metrics_from_every_service_and_one_trace_per_job() {
     let spans = otlp
         .wait_for_trace(CLIENT_TRACE, TRACE_WAIT, |spans| {
             STAGES.iter().all(|(stage, _)| stage_span(spans, stage).is_some())
+                && spans.iter().any(is_gateway_span)
                 && spans.iter().any(|s| s.name == "record completed")
                 && spans.iter().any(|s| s.kind == CLIENT)
         })
@@ -395,6 +399,7 @@ async fn serve_one_trace_per_job_and_its_metrics() {
     let spans = otlp
         .wait_for_trace(CLIENT_TRACE, TRACE_WAIT, |spans| {
             STAGES.iter().all(|(stage, _)| stage_span(spans, stage).is_some())
+                && spans.iter().any(is_gateway_span)
                 && spans.iter().any(|s| s.name == "record completed")
         })
         .await;
