@@ -17,6 +17,8 @@ const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 const TRACE_WAIT: Duration = Duration::from_secs(60);
 const JOB_WAIT: Duration = Duration::from_secs(120);
+/// How long a worker may take to record a message it already handed on.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
 /// OTLP span kinds.
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
@@ -195,6 +197,33 @@ fn assert_process_metrics(families: &BTreeMap<String, Family>, service: &str) {
     }
 }
 
+/// A worker's families once its handler has finished with the job's message:
+/// the job turns terminal as soon as the last stage publishes, a moment before
+/// that stage's handler records its outcome and releases the message.
+async fn scrape_settled(url: &str, service: &str, stage: &str) -> BTreeMap<String, Family> {
+    let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+    loop {
+        let families = metrics_of(&scrape(url).await, service);
+        let settled = families.get("atelier_stage_messages_total").is_some_and(|f| {
+            f.find(
+                "atelier_stage_messages_total",
+                &[("stage", stage), ("outcome", "ok")],
+            )
+            .any(|s| s.value >= 1.0)
+        }) && families.get("atelier_queue_messages").is_some_and(|f| {
+            f.find(
+                "atelier_queue_messages",
+                &[("stage", stage), ("state", "unacked")],
+            )
+            .all(|s| s.value == 0.0)
+        });
+        if settled || tokio::time::Instant::now() >= deadline {
+            return families;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn scrape(url: &str) -> String {
     let response = reqwest::get(format!("{url}/metrics"))
         .await
@@ -310,7 +339,7 @@ async fn stack_metrics_from_every_service_and_one_trace_per_job() {
     );
 
     for (stage, service) in STAGES {
-        let families = metrics_of(&scrape(&stack.service_ops[service]).await, service);
+        let families = scrape_settled(&stack.service_ops[service], service, stage).await;
         assert_process_metrics(&families, service);
         let duration = assert_family(&families, service, "atelier_stage_duration_seconds", "histogram");
         assert!(
