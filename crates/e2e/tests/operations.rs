@@ -338,3 +338,32 @@ async fn retention_sweeps_finished_jobs_and_their_files_but_not_running_ones(tar
     let job = sys.wait_terminal(&running, Duration::from_secs(90)).await;
     assert_eq!(job["status"], "completed", "{job}\n{}", sys.logs());
 }
+
+/// A gateway whose keys are off (a development setting) serves the operators'
+/// routes to anyone, as it serves the console; with keys on, a key is needed.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_routes_are_open_only_when_keys_are_off() {
+    let open = System::start(
+        Target::Serve,
+        Options {
+            env: vec![("ATELIER__GATEWAY__AUTH__REQUIRED".into(), "false".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let anonymous = System::client_with_key(None);
+    let (code, body) = get(&anonymous, &format!("{}{DEAD}", open.url(0))).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body["dead_letters"].is_array(), "{body}");
+    let unknown = "/api/v1/admin/console/jobs/01a22bb7-2957-7595-8e7e-7ef223c384ca";
+    let (code, body) = get(&anonymous, &format!("{}{unknown}", open.url(0))).await;
+    assert_eq!(code, 404, "an unknown job, not a refusal: {body}");
+    drop(open);
+
+    let locked = System::start(Target::Serve, Options::default()).await;
+    let (code, body) = get(&anonymous, &format!("{}{DEAD}", locked.url(0))).await;
+    assert_eq!(code, 401, "{body}");
+    let tenant = System::client_with_key(Some(&locked.create_key(&["--name", "shop"])));
+    let (code, body) = get(&tenant, &format!("{}{DEAD}", locked.url(0))).await;
+    assert_eq!(code, 403, "{body}");
+}

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::Operator;
+use crate::auth::Admin;
 use crate::jobs::parse_id;
 use crate::model::{JobEventBody, JobResource};
 use crate::{ApiError, AppState};
@@ -55,7 +55,7 @@ fn console_file_url(id: &JobId, key: &str) -> String {
 )]
 pub async fn console_job(
     State(app): State<AppState>,
-    _operator: Operator,
+    _operator: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<ConsoleJob>, ApiError> {
     let id = parse_id(&id)?;
@@ -111,7 +111,7 @@ pub async fn console_job(
 )]
 pub async fn console_file(
     State(app): State<AppState>,
-    _operator: Operator,
+    _operator: Admin,
     Path((id, path)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -13,33 +13,9 @@ mod assets;
 pub(crate) mod data;
 pub(crate) mod stream;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-
-use crate::auth::Caller;
-use crate::{ApiError, AppState};
-
 pub use assets::{config, page, script, style};
 pub use data::console_file;
 
 /// Where the console serves a job's files (any tenant's), as
 /// [`crate::openapi::FILES_ROUTE`] does for the job's own tenant.
 pub(crate) const FILES_ROUTE: &str = "/api/v1/admin/console/files/{id}/{*path}";
-
-/// A caller allowed to read the console's data: an admin key, or anyone when
-/// the gateway runs without API keys.
-#[derive(Debug, Clone)]
-pub struct Operator;
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, app).await?;
-        if caller.admin || (!app.settings.gateway.auth.required && caller.key.is_none()) {
-            Ok(Self)
-        } else {
-            Err(ApiError::Forbidden("the console needs an admin key".into()))
-        }
-    }
-}

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use utoipa::ToSchema;
 
-use super::Operator;
+use crate::auth::Admin;
 use crate::model::QueueStatusBody;
 use crate::watch::News;
 use crate::{ApiError, AppState};
@@ -88,7 +88,7 @@ pub struct ConsoleJobEvent {
 )]
 pub async fn console_events(
     State(app): State<AppState>,
-    _operator: Operator,
+    _operator: Admin,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let news = app.events.subscribe_all();
     let (tx, rx) = mpsc::channel(BUFFER);
