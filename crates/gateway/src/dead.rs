@@ -23,9 +23,9 @@ use crate::model::JobResource;
 use crate::{ApiError, AppState};
 
 /// Letters listed when the caller does not say.
-const DEFAULT_LISTED: usize = 100;
+const DEFAULT_LISTED: u32 = 100;
 /// Most letters one call reads (a RabbitMQ scan fetches each one).
-const MAX_LISTED: usize = 1_000;
+const MAX_LISTED: u32 = 1_000;
 
 /// One dead letter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -113,11 +113,13 @@ enum Chosen {
 impl Selection {
     fn chosen(self) -> Result<Chosen, ApiError> {
         match (self.ids, self.all) {
-            (Some(_), Some(true)) => Err(invalid("all", "give either `ids` or `all`, not both")),
-            (Some(ids), _) if ids.is_empty() => Err(invalid("ids", "name at least one dead letter")),
+            (Some(_), Some(true)) => Err(ApiError::invalid("all", "give either `ids` or `all`, not both")),
+            (Some(ids), _) if ids.is_empty() => {
+                Err(ApiError::invalid("ids", "name at least one dead letter"))
+            }
             (Some(ids), _) => Ok(Chosen::Ids(ids)),
             (None, Some(true)) => Ok(Chosen::All),
-            (None, _) => Err(invalid("ids", "give `ids` (a list) or `\"all\": true`")),
+            (None, _) => Err(ApiError::invalid("ids", "give `ids` (a list) or `\"all\": true`")),
         }
     }
 }
@@ -141,16 +143,9 @@ pub async fn list_dead_letters(
     _admin: Admin,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
-    let Query(params) = params.map_err(|e| invalid("query", e.body_text()))?;
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LISTED,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LISTED).contains(n))
-            .ok_or_else(|| invalid("limit", format!("expected a whole number from 1 to {MAX_LISTED}")))?,
-    };
-    let letters = app.bus.dead_letters(limit).await?;
+    let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = ApiError::parse_limit(params.limit.as_deref(), DEFAULT_LISTED, MAX_LISTED)?;
+    let letters = app.bus.dead_letters(limit as usize).await?;
     Ok(Json(DeadLetterList {
         dead_letters: letters.iter().map(DeadLetterBody::from).collect(),
     }))
@@ -177,7 +172,7 @@ pub async fn get_dead_letter(
 ) -> Result<Json<DeadLetterDetail>, ApiError> {
     let letter = app
         .bus
-        .dead_letters(MAX_LISTED)
+        .dead_letters(MAX_LISTED as usize)
         .await?
         .into_iter()
         .find(|d| d.id == id)
@@ -268,7 +263,7 @@ async fn select(
 ) -> Result<Vec<DeadJob>, ApiError> {
     let Json(selection) = body.map_err(|e| ApiError::MalformedJson(e.body_text()))?;
     let chosen = selection.chosen()?;
-    let letters = app.bus.dead_letters(MAX_LISTED).await?;
+    let letters = app.bus.dead_letters(MAX_LISTED as usize).await?;
     match chosen {
         Chosen::All => Ok(letters),
         Chosen::Ids(ids) => {
@@ -284,13 +279,6 @@ async fn select(
                 })
                 .collect()
         }
-    }
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidField {
-        field: field.to_string(),
-        message: message.into(),
     }
 }
 

@@ -109,6 +109,26 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
+    /// 422 naming the request field or query parameter that is wrong.
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A list endpoint's `limit` query parameter: `default` when absent, else
+    /// a whole number from 1 to `max` (422 naming `limit` otherwise).
+    pub(crate) fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, Self> {
+        match raw {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| Self::invalid("limit", format!("expected a whole number from 1 to {max}"))),
+        }
+    }
     /// A dependency failed: `dependency` is named to the client, `cause` only logged.
     pub fn unavailable(dependency: &'static str, cause: &dyn std::error::Error) -> Self {
         Self::Unavailable {

@@ -61,7 +61,7 @@ pub async fn list_jobs(
     caller: Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<JobList>, ApiError> {
-    let Query(params) = params.map_err(|e| invalid("query", e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let mut query = parse(&params)?;
     if !caller.admin {
         query.tenant = Some(caller.tenant.clone());
@@ -80,7 +80,7 @@ fn parse(params: &ListParams) -> Result<JobQuery, ApiError> {
         .as_deref()
         .map(|s| {
             JobStatus::parse(s).ok_or_else(|| {
-                invalid(
+                ApiError::invalid(
                     "status",
                     "expected queued, running, completed, failed or cancelled",
                 )
@@ -92,7 +92,7 @@ fn parse(params: &ListParams) -> Result<JobQuery, ApiError> {
         .as_deref()
         .map(|s| {
             Stage::parse(s).ok_or_else(|| {
-                invalid(
+                ApiError::invalid(
                     "stage",
                     "expected analysis, generation, upscaling or post_processing",
                 )
@@ -100,25 +100,14 @@ fn parse(params: &ListParams) -> Result<JobQuery, ApiError> {
         })
         .transpose()?;
     let since_ms = params.since.as_deref().map(parse_since).transpose()?;
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    "limit",
-                    format!("expected a whole number from 1 to {MAX_PAGE_SIZE}"),
-                )
-            })?,
-    };
+    let limit = ApiError::parse_limit(params.limit.as_deref(), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let after = params
         .cursor
         .as_deref()
         .map(|raw| {
-            JobCursor::decode(raw)
-                .ok_or_else(|| invalid("cursor", "not a cursor this API returned; start again without it"))
+            JobCursor::decode(raw).ok_or_else(|| {
+                ApiError::invalid("cursor", "not a cursor this API returned; start again without it")
+            })
         })
         .transpose()?;
     Ok(JobQuery {
@@ -138,20 +127,13 @@ fn parse_since(raw: &str) -> Result<u64, ApiError> {
     }
     let at =
         time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).map_err(|_| {
-            invalid(
+            ApiError::invalid(
                 "since",
                 "expected an RFC 3339 instant or milliseconds since the Unix epoch",
             )
         })?;
     let ms = at.unix_timestamp_nanos() / 1_000_000;
-    u64::try_from(ms).map_err(|_| invalid("since", "before the Unix epoch"))
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidField {
-        field: field.to_string(),
-        message: message.into(),
-    }
+    u64::try_from(ms).map_err(|_| ApiError::invalid("since", "before the Unix epoch"))
 }
 
 #[cfg(test)]
