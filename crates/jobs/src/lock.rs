@@ -2,7 +2,10 @@
 //!
 //! PostgreSQL: a session advisory lock held on a connection of its own (not a
 //! pool's, which would keep the lock after going back to the pool); if the
-//! holder dies, its connection closes and the lock goes with it. SQLite and
+//! holder dies, its connection closes and the lock goes with it. A release
+//! unlocks explicitly before closing: the server drops a closed session's
+//! locks only when its backend exits, after the client's close has returned,
+//! so the next sweeper could still find the lock taken. SQLite and
 //! memory serve one process, so a mutex shared by the store's clones is the
 //! whole cluster.
 
@@ -19,7 +22,12 @@ pub struct SweepLock {
 #[derive(Debug)]
 enum Held {
     Local(tokio::sync::OwnedMutexGuard<()>),
-    Postgres(Box<PgConnection>),
+    Postgres {
+        conn: Box<PgConnection>,
+        /// The arguments of `pg_advisory_unlock(class, hashtext(key))`.
+        class: i32,
+        key: String,
+    },
 }
 
 impl SweepLock {
@@ -30,19 +38,32 @@ impl SweepLock {
         })
     }
 
-    /// A lock held by the session of `conn`.
-    pub(crate) fn postgres(conn: PgConnection) -> Self {
+    /// The advisory lock `(class, hashtext(key))` held by the session of `conn`.
+    pub(crate) fn postgres(conn: PgConnection, class: i32, key: String) -> Self {
         Self {
-            held: Held::Postgres(Box::new(conn)),
+            held: Held::Postgres {
+                conn: Box::new(conn),
+                class,
+                key,
+            },
         }
     }
 
-    /// Gives the lock up. Closing the session releases a PostgreSQL advisory
-    /// lock, whatever happens to the close itself.
+    /// Gives the lock up: once this returns, the next sweeper can take it.
+    /// Should the unlock fail, closing the session still frees the lock a
+    /// moment later.
     pub async fn release(self) {
         match self.held {
             Held::Local(guard) => drop(guard),
-            Held::Postgres(conn) => {
+            Held::Postgres { mut conn, class, key } => {
+                if let Err(error) = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                    .bind(class)
+                    .bind(&key)
+                    .execute(&mut *conn)
+                    .await
+                {
+                    tracing::warn!(%error, "unlocking the sweeper's lock");
+                }
                 if let Err(error) = conn.close().await {
                     tracing::debug!(%error, "closing the sweeper's lock connection");
                 }

@@ -665,7 +665,11 @@ impl JobStore for PgJobStore {
             .fetch_one(&mut conn)
             .await?;
         if taken {
-            Ok(Some(SweepLock::postgres(conn)))
+            Ok(Some(SweepLock::postgres(
+                conn,
+                SWEEP_LOCK_CLASS,
+                self.schema.clone(),
+            )))
         } else {
             conn.close().await?;
             Ok(None)
