@@ -10,9 +10,17 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::StorageError;
+
+/// Size of each part a [`BlobWriter`] sends: S3's smallest multipart part
+/// (every part but the last must be at least 5 MiB), so one code path serves
+/// every backend.
+pub const WRITE_CHUNK_BYTES: usize = 5 * 1024 * 1024;
+/// Parts of one [`BlobWriter`] in flight at once: with the part being filled,
+/// a writer holds at most this many plus one chunks in memory.
+const WRITE_PARTS_IN_FLIGHT: usize = 1;
 
 /// A handle on the store holding every job's blobs. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -169,6 +177,83 @@ impl BlobStore {
             Err(e) => Err(map_err(key, e)),
         }
     }
+
+    /// A blob written as it arrives (an upload streamed from a client): its
+    /// bytes go out in [`WRITE_CHUNK_BYTES`] parts, so memory stays bounded
+    /// whatever the blob's size. Nothing is visible under `key` until
+    /// [`BlobWriter::finish`]; a writer dropped or aborted before leaves no blob.
+    pub async fn writer(&self, key: &str) -> Result<BlobWriter, StorageError> {
+        let path = parse(key)?;
+        let upload = self
+            .inner
+            .put_multipart(&path)
+            .await
+            .map_err(|e| backend(key, e))?;
+        Ok(BlobWriter {
+            key: key.to_string(),
+            upload: WriteMultipart::new_with_chunk_size(upload, WRITE_CHUNK_BYTES),
+            written: 0,
+        })
+    }
+
+    /// Moves the blob under `from` to `to` (a rename on a folder, a copy and a
+    /// delete on S3), replacing what was there.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (source, target) = (parse(from)?, parse(to)?);
+        self.inner
+            .rename(&source, &target)
+            .await
+            .map_err(|e| map_err(from, e))
+    }
+
+    /// Copies the blob under `from` to `to`, replacing what was there.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (source, target) = (parse(from)?, parse(to)?);
+        self.inner
+            .copy(&source, &target)
+            .await
+            .map_err(|e| map_err(from, e))
+    }
+}
+
+/// A blob being written part by part (see [`BlobStore::writer`]).
+#[derive(Debug)]
+pub struct BlobWriter {
+    key: String,
+    upload: WriteMultipart,
+    written: u64,
+}
+
+impl BlobWriter {
+    /// Appends `bytes`, first waiting while a part is still being sent (the
+    /// back-pressure that keeps a fast client from filling memory).
+    pub async fn write(&mut self, bytes: Bytes) -> Result<(), StorageError> {
+        self.upload
+            .wait_for_capacity(WRITE_PARTS_IN_FLIGHT)
+            .await
+            .map_err(|e| backend(&self.key, e))?;
+        self.written += bytes.len() as u64;
+        self.upload.put(bytes);
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Sends what is left and makes the blob visible; returns its size.
+    pub async fn finish(self) -> Result<u64, StorageError> {
+        let Self { key, upload, written } = self;
+        upload.finish().await.map_err(|e| backend(&key, e))?;
+        Ok(written)
+    }
+
+    /// Gives the blob up, deleting the parts already sent.
+    pub async fn abort(self) -> Result<(), StorageError> {
+        let Self { key, upload, .. } = self;
+        upload.abort().await.map_err(|e| backend(&key, e))
+    }
 }
 
 impl BlobStore {
@@ -280,6 +365,14 @@ fn parse(key: &str) -> Result<Path, StorageError> {
     Path::parse(key).map_err(|e| invalid(e.to_string()))
 }
 
+/// A write cannot miss a blob: any failure is the backend's.
+fn backend(key: &str, source: object_store::Error) -> StorageError {
+    StorageError::Backend {
+        key: key.to_string(),
+        source,
+    }
+}
+
 fn map_err(key: &str, e: object_store::Error) -> StorageError {
     match e {
         object_store::Error::NotFound { .. } => StorageError::NotFound { key: key.to_string() },
@@ -337,6 +430,45 @@ mod tests {
         assert_eq!(job.size("variations/0.jpg").await.expect("head"), Some(3));
         assert_eq!(job.size("variations/1.jpg").await.expect("head"), None);
         assert!(job.write_seconds() > 0.0);
+    }
+
+    /// A streamed blob appears only once finished, whole, on every backend;
+    /// an aborted one leaves nothing; rename and copy move it under job keys.
+    #[tokio::test]
+    async fn written_blobs_appear_whole_when_finished_and_move_by_rename_or_copy() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for store in [BlobStore::memory(), BlobStore::local(dir.path()).expect("local")] {
+            // Two full parts and a tail, sent in uneven pieces.
+            let data: Vec<u8> = (0..2 * WRITE_CHUNK_BYTES + 1234).map(|i| (i % 251) as u8).collect();
+            let mut writer = store.writer("jobs/j/uploads/front").await.expect("writer");
+            for piece in data.chunks(700_001) {
+                writer.write(Bytes::copy_from_slice(piece)).await.expect("write");
+            }
+            assert_eq!(writer.written(), data.len() as u64);
+            assert_eq!(store.size("jobs/j/uploads/front").await.expect("head"), None);
+            assert_eq!(writer.finish().await.expect("finish"), data.len() as u64);
+            assert_eq!(store.get("jobs/j/uploads/front").await.expect("get"), data);
+
+            let mut dropped = store.writer("jobs/j/uploads/back").await.expect("writer");
+            dropped.write(Bytes::from_static(b"partial")).await.expect("write");
+            dropped.abort().await.expect("abort");
+            assert_eq!(store.size("jobs/j/uploads/back").await.expect("head"), None);
+
+            store
+                .rename("jobs/j/uploads/front", "jobs/j/inputs/0.jpg")
+                .await
+                .expect("rename");
+            store
+                .copy("jobs/j/inputs/0.jpg", "jobs/j/inputs/1.jpg")
+                .await
+                .expect("copy");
+            assert_eq!(store.size("jobs/j/uploads/front").await.expect("head"), None);
+            assert_eq!(store.get("jobs/j/inputs/1.jpg").await.expect("copy"), data);
+            assert!(matches!(
+                store.rename("jobs/j/uploads/none", "jobs/j/inputs/2.jpg").await,
+                Err(StorageError::NotFound { .. })
+            ));
+        }
     }
 
     #[test]

@@ -14,5 +14,5 @@
 mod blobs;
 mod error;
 
-pub use blobs::{BlobStore, JobBlobs};
+pub use blobs::{BlobStore, BlobWriter, JobBlobs, WRITE_CHUNK_BYTES};
 pub use error::StorageError;
