@@ -284,6 +284,21 @@ pub struct GatewaySettings {
     pub auth: AuthSettings,
     pub fetch: FetchSettings,
     pub cors: CorsSettings,
+    pub uploads: UploadSettings,
+}
+
+/// Direct uploads: `multipart/form-data` generate requests, read as they
+/// arrive (each file streamed to the blob store, never held whole). Each file
+/// is also held to `limits.max_bytes`, and the `request` part to
+/// `gateway.max_body_bytes`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Largest multipart body, every part and boundary counted; refused (413)
+    /// as soon as the bytes read pass it.
+    pub max_body_bytes: u64,
+    /// Most parts in one body (the `request` part included).
+    pub max_parts: usize,
 }
 
 /// Cross-origin calls from browsers.
@@ -579,6 +594,11 @@ impl Settings {
         if gw.header_read_timeout_seconds == 0 || gw.body_timeout_seconds == 0 || gw.idle_timeout_seconds == 0
         {
             return bad("gateway timeouts must be positive");
+        }
+        if gw.uploads.max_body_bytes == 0 || gw.uploads.max_parts < 2 {
+            return bad(
+                "gateway.uploads.max_body_bytes must be positive and gateway.uploads.max_parts at least 2 (the request and one file)",
+            );
         }
         let w = &self.webhooks;
         if w.attempt_timeout_ms == 0

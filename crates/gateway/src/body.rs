@@ -58,14 +58,39 @@ pub async fn read_body(
         .map_err(|_| ApiError::BodyTimeout)?
 }
 
+/// Whether a body may name uploaded files (`upload:NAME` input URLs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uploads {
+    /// A `multipart/form-data` request, whose file parts the names refer to.
+    Allowed,
+    /// A JSON body: there is nothing to refer to.
+    Refused,
+}
+
 /// Parses a body and takes its `data:` URIs out (CPU work: call it off the
 /// runtime). The body is dropped before the URIs are decoded.
-pub fn parse_and_take_inputs(body: Bytes, max_input_bytes: u64) -> Result<Parsed, ApiError> {
+pub fn parse_and_take_inputs(body: Bytes, max_input_bytes: u64, uploads: Uploads) -> Result<Parsed, ApiError> {
     let fingerprint = hex::encode(sha2::Sha256::digest(&body));
     let mut request = parse_request(&body)?;
     drop(body);
     let mut inline = Vec::with_capacity(request.input_images.len());
     for (i, image) in request.input_images.iter_mut().enumerate() {
+        if let Some(name) = crate::uploads::upload_name(&image.url) {
+            let field = format!("inputImages[{i}].url");
+            match uploads {
+                Uploads::Refused => {
+                    return Err(ApiError::invalid(
+                        &field,
+                        "`upload:NAME` refers to a file part of a multipart/form-data request; \
+                         a JSON body has none (send the photo as a URL or a data: URI, or send \
+                         the request as multipart/form-data)",
+                    ));
+                }
+                Uploads::Allowed => crate::uploads::check_part_name(name).map_err(|e| ApiError::invalid(&field, e))?,
+            }
+            inline.push(None);
+            continue;
+        }
         match image.url.strip_prefix("data:") {
             Some(rest) => {
                 let decoded = decode_data_uri(&format!("inputImages[{i}].url"), rest, max_input_bytes)?;
@@ -177,6 +202,25 @@ mod tests {
     }
 
     #[test]
+    fn upload_names_are_only_taken_from_a_multipart_request() {
+        let body = GOOD.replace("https://x.test/a.jpg", "upload:front");
+        let refused = parse_and_take_inputs(Bytes::from(body.clone()), 1 << 20, Uploads::Refused)
+            .expect_err("a JSON body has no parts");
+        assert!(
+            matches!(&refused, ApiError::InvalidField { field, .. } if field == "inputImages[0].url"),
+            "{refused:?}"
+        );
+        let parsed = parse_and_take_inputs(Bytes::from(body), 1 << 20, Uploads::Allowed).expect("multipart");
+        assert_eq!(parsed.request.input_images[0].url, "upload:front");
+        assert!(parsed.inline[0].is_none());
+        let bad = GOOD.replace("https://x.test/a.jpg", "upload:../etc");
+        assert!(matches!(
+            parse_and_take_inputs(Bytes::from(bad), 1 << 20, Uploads::Allowed),
+            Err(ApiError::InvalidField { field, .. }) if field == "inputImages[0].url"
+        ));
+    }
+
+    #[test]
     fn wrong_types_and_values_name_their_field() {
         let body = GOOD.replace("\"view\":\"front\"", "\"view\":\"top\"");
         assert_eq!(field_of(&body), (422, Some("inputImages[0].view".into())));
@@ -202,7 +246,7 @@ mod tests {
         use super::*;
 
         fn check(body: &[u8]) -> Result<(), TestCaseError> {
-            match parse_and_take_inputs(Bytes::copy_from_slice(body), 1 << 20) {
+            match parse_and_take_inputs(Bytes::copy_from_slice(body), 1 << 20, Uploads::Refused) {
                 Ok(parsed) => {
                     prop_assert!(parsed.request.validate().is_ok());
                     prop_assert_eq!(parsed.inline.len(), parsed.request.input_images.len());

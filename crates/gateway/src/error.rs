@@ -22,6 +22,9 @@ pub enum ApiError {
     /// The body is not JSON (400).
     #[error("{0}")]
     MalformedJson(String),
+    /// A `multipart/form-data` body that does not parse (400).
+    #[error("{0}")]
+    MalformedMultipart(String),
     /// A field breaks the contract (422).
     #[error("{field}: {message}")]
     InvalidField { field: String, message: String },
@@ -141,6 +144,7 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            Self::MalformedMultipart(_) => (StatusCode::BAD_REQUEST, "malformed_multipart"),
             Self::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::UnsupportedMedia { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),

@@ -2,7 +2,8 @@
 //! fetched under the address policy (see `fetch`), a per-request download
 //! budget and a per-gateway cap on fetches in flight. The bytes are sniffed
 //! (never the declared type) and their header checked against the decode
-//! limits before the job is accepted.
+//! limits before the job is accepted. Uploaded files (`upload:NAME`) arrive
+//! already checked and staged in the blob store (see `uploads`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +24,38 @@ use atelier_egress::{AddressPolicy, shown};
 /// One input photo, fetched and sniffed.
 #[derive(Debug, Clone)]
 pub struct FetchedInput {
-    pub bytes: Bytes,
+    pub data: InputData,
     pub format: InputFormat,
     /// Where it came from, safe to store and show (no credentials or query).
+    pub source: String,
+}
+
+/// Where an input's bytes are.
+#[derive(Debug, Clone)]
+pub enum InputData {
+    /// In memory (a `data:` URI, a fetched URL).
+    Bytes(Bytes),
+    /// Already in the blob store under this full key (an uploaded file,
+    /// staged while the request was read).
+    Staged(String),
+}
+
+/// An input the request carried itself, found before any fetch.
+#[derive(Debug, Clone)]
+pub enum Carried {
+    /// A `data:` URI, decoded.
+    Inline(Inline),
+    /// A file part, streamed to the blob store and checked.
+    Uploaded(Uploaded),
+}
+
+/// An uploaded file part, staged and checked.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// Full blob key it is staged under.
+    pub key: String,
+    pub format: InputFormat,
+    /// `upload:NAME (1234 bytes)`.
     pub source: String,
 }
 
@@ -65,12 +95,13 @@ impl Fetcher {
         })
     }
 
-    /// Every input of `request`, concurrently; `inline` holds the `data:` URIs
-    /// already decoded (by index). The first failure names its input.
+    /// Every input of `request`, concurrently; `inline` holds the inputs the
+    /// request carried (`data:` URIs decoded, files uploaded; by index). The
+    /// first failure names its input.
     pub async fn fetch_all(
         &self,
         request: &GenerateRequest,
-        mut inline: Vec<Option<Inline>>,
+        mut inline: Vec<Option<Carried>>,
     ) -> Result<Vec<FetchedInput>, ApiError> {
         let budget = Arc::new(AtomicU64::new(self.max_total_bytes));
         inline.resize(request.input_images.len(), None);
@@ -89,12 +120,20 @@ impl Fetcher {
         &self,
         index: usize,
         url: &str,
-        inline: Option<Inline>,
+        inline: Option<Carried>,
         budget: Arc<AtomicU64>,
     ) -> Result<FetchedInput, ApiError> {
         let field = format!("inputImages[{index}].url");
         let (bytes, source, remote) = match inline {
-            Some(inline) => {
+            // Checked as it arrived, and counted against the upload limits.
+            Some(Carried::Uploaded(upload)) => {
+                return Ok(FetchedInput {
+                    data: InputData::Staged(upload.key),
+                    format: upload.format,
+                    source: upload.source,
+                });
+            }
+            Some(Carried::Inline(inline)) => {
                 take_budget(&budget, inline.bytes.len() as u64, &field)?;
                 (inline.bytes, inline.source, false)
             }
@@ -109,7 +148,7 @@ impl Fetcher {
             let probe =
                 decode::probe(&bytes, &limits).map_err(|e| probe_error(&field, &source, remote, e))?;
             Ok(FetchedInput {
-                bytes,
+                data: InputData::Bytes(bytes),
                 format: probe.format,
                 source,
             })
@@ -243,7 +282,7 @@ fn too_large(field: &str, message: String) -> ApiError {
 
 /// The status an unusable image earns, naming the input. A fetched body that
 /// is not an image is not described (it may be an internal page).
-fn probe_error(field: &str, source: &str, remote: bool, error: ImagingError) -> ApiError {
+pub(crate) fn probe_error(field: &str, source: &str, remote: bool, error: ImagingError) -> ApiError {
     let message = match &error {
         ImagingError::UnsupportedFormat(_) if remote => format!("{source} is not a JPEG, PNG or WebP image"),
         _ => format!("{source}: {error}"),

@@ -29,6 +29,7 @@ mod service;
 mod state;
 mod stream;
 mod submit;
+mod uploads;
 mod wait;
 mod watch;
 mod webhooks;

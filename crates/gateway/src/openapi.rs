@@ -101,4 +101,29 @@ mod tests {
             .unwrap_or_default();
         assert!(schemas > 10, "schemas are generated from the types ({schemas})");
     }
+
+    /// Both generate endpoints take the JSON body and the multipart upload
+    /// form, whose `request` part is the same schema and whose other parts
+    /// are files.
+    #[test]
+    fn both_generate_endpoints_document_json_and_multipart_bodies() {
+        let doc: serde_json::Value = serde_json::from_str(document_json()).expect("JSON");
+        for path in ["/api/v1/generate/image", "/api/v1/generate"] {
+            let content = &doc["paths"][path]["post"]["requestBody"]["content"];
+            assert_eq!(
+                content["application/json"]["schema"]["$ref"], "#/components/schemas/GenerateRequest",
+                "{path}: {content}"
+            );
+            assert_eq!(
+                content["multipart/form-data"]["schema"]["$ref"], "#/components/schemas/UploadForm",
+                "{path}: {content}"
+            );
+        }
+        let form = &doc["components"]["schemas"]["UploadForm"];
+        assert_eq!(
+            form["properties"]["request"]["$ref"], "#/components/schemas/GenerateRequest",
+            "{form}"
+        );
+        assert!(form["additionalProperties"].is_object(), "file parts: {form}");
+    }
 }

@@ -2,6 +2,7 @@
 //! photos, create the job, publish it (confirmed), then wait for its end or
 //! answer 202 at once.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use atelier_bus::BrokerError;
@@ -11,6 +12,7 @@ use atelier_core::job::{JobId, JobKind, JobSpec, StoredInput};
 use atelier_core::keys;
 use atelier_core::pipeline::JobState;
 use atelier_core::request::GenerateRequest;
+use atelier_core::settings::CorsSettings;
 use atelier_jobs::{Admission, Created, JobRecord, NewJob};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -21,8 +23,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
-use crate::body::{Parsed, parse_and_take_inputs, read_body};
-use crate::inputs::FetchedInput;
+use crate::body::{Parsed, Uploads, parse_and_take_inputs, read_body};
+use crate::inputs::{Carried, FetchedInput, Inline, InputData, Uploaded};
+use crate::uploads::Store;
 use crate::wait::{accepted, load_for, wait_for_job};
 use crate::watch::settle;
 use crate::{ApiError, AppState};
@@ -63,14 +66,22 @@ pub struct SubmitHeaders {
     operation_id = "generateImages",
     tag = "generate",
     params(SubmitQuery, SubmitHeaders),
-    request_body(content = GenerateRequest, content_type = "application/json"),
+    request_body(
+        description = "The request as JSON, or as multipart/form-data with its photos uploaded (a `request` part with the JSON, whose inputs may name file parts as `upload:NAME`)",
+        content(
+            (GenerateRequest = "application/json"),
+            (crate::uploads::UploadForm = "multipart/form-data"),
+        )
+    ),
     responses(
         (status = 200, description = "The job's result (the call waited for it)", body = atelier_core::response::GenerateResponse),
         (status = 202, description = "Accepted; follow status_url", body = crate::model::Accepted),
-        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
-        (status = 413, description = "Body or image too large", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON or multipart body", body = crate::error::ErrorBody),
+        (status = 403, description = "A form posted from another site", body = crate::error::ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = crate::error::ErrorBody),
+        (status = 413, description = "Body, image or uploaded part too large, or too many parts (naming the part)", body = crate::error::ErrorBody),
         (status = 415, description = "Not an image, or an unsupported format", body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid field, unreachable or unusable input", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid field, unreachable or unusable input; a missing, duplicate or unreferenced part (naming it)", body = crate::error::ErrorBody),
         (status = 500, description = "The job failed", body = crate::error::ErrorBody),
         (status = 503, description = "Queue full or a dependency unavailable (Retry-After)", body = crate::error::ErrorBody),
     )
@@ -91,14 +102,22 @@ pub async fn generate_images(
     operation_id = "generate",
     tag = "generate",
     params(SubmitQuery, SubmitHeaders),
-    request_body(content = GenerateRequest, content_type = "application/json"),
+    request_body(
+        description = "The request as JSON, or as multipart/form-data with its photos uploaded (a `request` part with the JSON, whose inputs may name file parts as `upload:NAME`)",
+        content(
+            (GenerateRequest = "application/json"),
+            (crate::uploads::UploadForm = "multipart/form-data"),
+        )
+    ),
     responses(
         (status = 200, description = "The job's result (the call waited for it)", body = atelier_core::response::GenerateResponse),
         (status = 202, description = "Accepted; follow status_url", body = crate::model::Accepted),
-        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
-        (status = 413, description = "Body or image too large", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON or multipart body", body = crate::error::ErrorBody),
+        (status = 403, description = "A form posted from another site", body = crate::error::ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = crate::error::ErrorBody),
+        (status = 413, description = "Body, image or uploaded part too large, or too many parts (naming the part)", body = crate::error::ErrorBody),
         (status = 415, description = "Not an image, or an unsupported format", body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid field, unreachable or unusable input", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid field, unreachable or unusable input; a missing, duplicate or unreferenced part (naming it)", body = crate::error::ErrorBody),
         (status = 500, description = "The job failed", body = crate::error::ErrorBody),
         (status = 503, description = "Queue full or a dependency unavailable (Retry-After)", body = crate::error::ErrorBody),
     )
@@ -125,7 +144,7 @@ async fn submit(
         field: "wait".into(),
         message: e.body_text(),
     })?;
-    require_json(headers)?;
+    let form = body_kind(headers, &app.settings.gateway.cors)?;
     let _slot = app
         .submissions
         .clone()
@@ -136,36 +155,62 @@ async fn submit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let body = read_body(
-        body,
-        content_length,
-        gateway.max_body_bytes,
-        Duration::from_secs(gateway.body_timeout_seconds),
-    )
-    .await?;
-    // A body with data: URIs can be tens of megabytes: parse it off the runtime.
-    let max_input = app.settings.limits.max_bytes;
+    let respond_async = wants_async(headers, &query);
+    // Chosen before the body is read: uploads stream under the job's prefix.
+    let id = JobId::new();
+    // Kept until the answer: uploads not moved into the job by then are deleted.
+    let mut _staging = None;
+    let (parsed, idempotency_key, existing, uploads) = match form {
+        BodyKind::Json => {
+            let body = read_body(
+                body,
+                content_length,
+                gateway.max_body_bytes,
+                Duration::from_secs(gateway.body_timeout_seconds),
+            )
+            .await?;
+            // A body with data: URIs can be tens of megabytes: parse it off the runtime.
+            let max_input = app.settings.limits.max_bytes;
+            let parsed =
+                tokio::task::spawn_blocking(move || parse_and_take_inputs(body, max_input, Uploads::Refused))
+                    .await??;
+            let idempotency_key = idempotency_key(headers)?;
+            let existing = match &idempotency_key {
+                Some(key) => app.jobs.find_by_idempotency_key(&caller.tenant, key).await?,
+                None => None,
+            };
+            (parsed, idempotency_key, existing, HashMap::new())
+        }
+        BodyKind::Multipart { boundary } => {
+            // Looked up first: a repeat is read to compare, not stored again.
+            let idempotency_key = idempotency_key(headers)?;
+            let existing = match &idempotency_key {
+                Some(key) => app.jobs.find_by_idempotency_key(&caller.tenant, key).await?,
+                None => None,
+            };
+            let store = if existing.is_some() { Store::Compare } else { Store::Stage };
+            let form = crate::uploads::read_form(&app, id, boundary, body, content_length, store).await?;
+            _staging = Some(form.staging);
+            (form.parsed, idempotency_key, existing, form.files)
+        }
+    };
     let Parsed {
         mut request,
         inline,
         fingerprint,
-    } = tokio::task::spawn_blocking(move || parse_and_take_inputs(body, max_input)).await??;
-    let respond_async = wants_async(headers, &query);
-    let idempotency_key = idempotency_key(headers)?;
-    if let Some(key) = &idempotency_key
-        && let Some(existing) = app.jobs.find_by_idempotency_key(&caller.tenant, key).await?
-    {
+    } = parsed;
+    if let Some(existing) = existing {
         return answer_existing(&app, &caller, existing, Some(&fingerprint), respond_async).await;
     }
     let webhook = crate::webhooks::target(&app, &caller, &request).await?;
-    let inputs = app.fetcher.fetch_all(&request, inline).await?;
+    let carried = carried_inputs(&request, inline, uploads);
+    let inputs = app.fetcher.fetch_all(&request, carried).await?;
     // From here on the request names its inputs by where they came from, never
     // by a data: URI or a URL's credentials and query.
     for (image, input) in request.input_images.iter_mut().zip(&inputs) {
         image.url.clone_from(&input.source);
     }
-    let state = new_state(kind, request, &inputs);
-    let id = state.spec.id;
+    let state = new_state(id, kind, request, &inputs);
     let new = NewJob {
         request_hash: Some(fingerprint),
         idempotency_ttl_ms: gateway.idempotency_ttl_seconds.saturating_mul(1_000),
@@ -209,21 +254,59 @@ async fn submit(
     wait_for_job(&app, &caller, id, watch, wait).await
 }
 
-/// `415` unless the body is declared as JSON: a browser cannot post JSON
-/// cross-site without a preflight, but it can post a form.
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let json = headers
+/// How a generate request is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    /// `multipart/form-data` with this boundary (direct uploads).
+    Multipart { boundary: String },
+}
+
+/// `415` unless the body is JSON or `multipart/form-data`. A browser cannot
+/// post JSON cross-site without a preflight, but it can post a form: a form
+/// from another site is refused (see `uploads::refuse_cross_site`).
+fn body_kind(headers: &HeaderMap, cors: &CorsSettings) -> Result<BodyKind, ApiError> {
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if json {
-        Ok(())
-    } else {
-        Err(ApiError::WrongContentType(
-            "send the request as Content-Type: application/json".into(),
-        ))
+        .unwrap_or_default();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case("application/json") {
+        return Ok(BodyKind::Json);
     }
+    if media_type.eq_ignore_ascii_case("multipart/form-data") {
+        crate::uploads::refuse_cross_site(headers, cors)?;
+        let boundary = multer::parse_boundary(content_type).map_err(|e| {
+            ApiError::MalformedMultipart(format!("the Content-Type has no usable boundary: {e}"))
+        })?;
+        return Ok(BodyKind::Multipart { boundary });
+    }
+    Err(ApiError::WrongContentType(
+        "send the request as Content-Type: application/json, or as multipart/form-data with \
+         uploaded files"
+            .into(),
+    ))
+}
+
+/// What the request carried itself, by input: its decoded `data:` URIs and
+/// its uploaded files (by the `upload:NAME` each input names).
+fn carried_inputs(
+    request: &GenerateRequest,
+    inline: Vec<Option<Inline>>,
+    uploads: HashMap<String, Uploaded>,
+) -> Vec<Option<Carried>> {
+    request
+        .input_images
+        .iter()
+        .zip(inline)
+        .map(|(image, inline)| match inline {
+            Some(inline) => Some(Carried::Inline(inline)),
+            None => crate::uploads::upload_name(&image.url)
+                .and_then(|name| uploads.get(name))
+                .cloned()
+                .map(Carried::Uploaded),
+        })
+        .collect()
 }
 
 /// How a job refused at intake fails, for whoever asks about it later.
@@ -242,7 +325,7 @@ fn refusal(error: &ApiError) -> JobFailure {
 }
 
 /// The job's initial state: its spec with the keys its inputs will be stored under.
-fn new_state(kind: JobKind, request: GenerateRequest, inputs: &[FetchedInput]) -> JobState {
+fn new_state(id: JobId, kind: JobKind, request: GenerateRequest, inputs: &[FetchedInput]) -> JobState {
     let stored = inputs
         .iter()
         .enumerate()
@@ -252,7 +335,7 @@ fn new_state(kind: JobKind, request: GenerateRequest, inputs: &[FetchedInput]) -
         })
         .collect();
     JobState::new(JobSpec {
-        id: JobId::new(),
+        id,
         kind,
         request,
         inputs: stored,
@@ -274,8 +357,20 @@ async fn enqueue(
         app.jobs.set_webhook(webhook).await?;
     }
     let blobs = app.blobs.scoped(keys::job_prefix(&id));
+    // An upload named by several inputs moves once and is copied from there.
+    let mut moved: HashMap<String, String> = HashMap::new();
     for (input, stored) in inputs.into_iter().zip(&state.spec.inputs) {
-        blobs.put(&stored.key, input.bytes).await?;
+        match input.data {
+            InputData::Bytes(bytes) => blobs.put(&stored.key, bytes).await?,
+            InputData::Staged(staged) => {
+                let key = blobs.full_key(&stored.key);
+                match moved.get(&staged) {
+                    Some(first) => app.blobs.copy(first, &key).await?,
+                    None => app.blobs.rename(&staged, &key).await?,
+                }
+                moved.entry(staged).or_insert(key);
+            }
+        }
     }
     // The queued event first (confirmed), so it precedes the worker's events in
     // the job's history.
