@@ -69,7 +69,11 @@ pub enum Uploads {
 
 /// Parses a body and takes its `data:` URIs out (CPU work: call it off the
 /// runtime). The body is dropped before the URIs are decoded.
-pub fn parse_and_take_inputs(body: Bytes, max_input_bytes: u64, uploads: Uploads) -> Result<Parsed, ApiError> {
+pub fn parse_and_take_inputs(
+    body: Bytes,
+    max_input_bytes: u64,
+    uploads: Uploads,
+) -> Result<Parsed, ApiError> {
     let fingerprint = hex::encode(sha2::Sha256::digest(&body));
     let mut request = parse_request(&body)?;
     drop(body);
@@ -86,7 +90,9 @@ pub fn parse_and_take_inputs(body: Bytes, max_input_bytes: u64, uploads: Uploads
                          the request as multipart/form-data)",
                     ));
                 }
-                Uploads::Allowed => crate::uploads::check_part_name(name).map_err(|e| ApiError::invalid(&field, e))?,
+                Uploads::Allowed => {
+                    crate::uploads::check_part_name(name).map_err(|e| ApiError::invalid(&field, e))?
+                }
             }
             inline.push(None);
             continue;

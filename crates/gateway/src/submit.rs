@@ -188,7 +188,11 @@ async fn submit(
                 Some(key) => app.jobs.find_by_idempotency_key(&caller.tenant, key).await?,
                 None => None,
             };
-            let store = if existing.is_some() { Store::Compare } else { Store::Stage };
+            let store = if existing.is_some() {
+                Store::Compare
+            } else {
+                Store::Stage
+            };
             let form = crate::uploads::read_form(&app, id, boundary, body, content_length, store).await?;
             _staging = Some(form.staging);
             (form.parsed, idempotency_key, existing, form.files)
@@ -259,7 +263,9 @@ async fn submit(
 enum BodyKind {
     Json,
     /// `multipart/form-data` with this boundary (direct uploads).
-    Multipart { boundary: String },
+    Multipart {
+        boundary: String,
+    },
 }
 
 /// `415` unless the body is JSON or `multipart/form-data`. A browser cannot

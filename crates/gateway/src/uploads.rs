@@ -69,7 +69,9 @@ pub fn check_part_name(name: &str) -> Result<(), String> {
         ));
     }
     if name == REQUEST_PART {
-        return Err(format!("`{REQUEST_PART}` is the part holding the JSON, not a file"));
+        return Err(format!(
+            "`{REQUEST_PART}` is the part holding the JSON, not a file"
+        ));
     }
     Ok(())
 }
@@ -98,7 +100,8 @@ pub fn refuse_cross_site(headers: &HeaderMap, cors: &CorsSettings) -> Result<(),
         Ok(())
     } else {
         Err(ApiError::Forbidden(
-            "a form posted from another site is refused; allow its origin in gateway.cors.allowed_origins".into(),
+            "a form posted from another site is refused; allow its origin in gateway.cors.allowed_origins"
+                .into(),
         ))
     }
 }
@@ -112,7 +115,10 @@ pub fn refuse_cross_site(headers: &HeaderMap, cors: &CorsSettings) -> Result<(),
 /// Limits: each file `limits.max_bytes`, the whole body
 /// `gateway.uploads.max_body_bytes`, at most `gateway.uploads.max_parts` parts.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[allow(dead_code, reason = "documents the multipart body for OpenAPI; read by `read_form`")]
+#[allow(
+    dead_code,
+    reason = "documents the multipart body for OpenAPI; read by `read_form`"
+)]
 pub struct UploadForm {
     /// The generate request, as the JSON body would be.
     request: atelier_core::request::GenerateRequest,
@@ -226,7 +232,8 @@ impl FormReader<'_> {
         let limits = &app.settings.gateway.uploads;
         let constraints = multer::Constraints::new()
             .size_limit(multer::SizeLimit::new().whole_stream(limits.max_body_bytes));
-        let mut multipart = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+        let mut multipart =
+            multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
         let mut parts = 0_usize;
         while let Some(mut part) = multipart
             .next_field()
@@ -286,7 +293,8 @@ impl FormReader<'_> {
         let max_input = self.app.settings.limits.max_bytes;
         let json = json.freeze();
         let parsed =
-            tokio::task::spawn_blocking(move || parse_and_take_inputs(json, max_input, Uploads::Allowed)).await??;
+            tokio::task::spawn_blocking(move || parse_and_take_inputs(json, max_input, Uploads::Allowed))
+                .await??;
         let referenced: HashSet<String> = parsed
             .request
             .input_images
@@ -499,7 +507,16 @@ mod tests {
         for good in ["front", "shirt.jpg", "a_b-c", "0"] {
             assert!(check_part_name(good).is_ok(), "{good}");
         }
-        for bad in ["", ".hidden", "../x", "a/b", "a b", "request", &"x".repeat(65), "é"] {
+        for bad in [
+            "",
+            ".hidden",
+            "../x",
+            "a/b",
+            "a b",
+            "request",
+            &"x".repeat(65),
+            "é",
+        ] {
             assert!(check_part_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(upload_name("upload:front"), Some("front"));
@@ -520,7 +537,10 @@ mod tests {
             h.insert("origin", "https://shop.example".parse().expect("header"));
             h
         };
-        assert!(refuse_cross_site(&headers(None), &cors(&[])).is_ok(), "API clients");
+        assert!(
+            refuse_cross_site(&headers(None), &cors(&[])).is_ok(),
+            "API clients"
+        );
         assert!(refuse_cross_site(&headers(Some("same-origin")), &cors(&[])).is_ok());
         assert!(matches!(
             refuse_cross_site(&headers(Some("cross-site")), &cors(&[])),
@@ -533,7 +553,10 @@ mod tests {
     #[test]
     fn multipart_errors_name_the_part_being_read() {
         let e = multipart_error(multer::Error::StreamSizeExceeded { limit: 10 }, Some("front"), 10);
-        assert!(matches!(&e, ApiError::TooLarge { field: Some(f), .. } if f == "front"), "{e:?}");
+        assert!(
+            matches!(&e, ApiError::TooLarge { field: Some(f), .. } if f == "front"),
+            "{e:?}"
+        );
         assert_eq!(e.status_and_code().0.as_u16(), 413);
         let e = multipart_error(multer::Error::IncompleteStream, None, 10);
         assert_eq!(e.status_and_code().0.as_u16(), 400);

@@ -439,7 +439,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         for store in [BlobStore::memory(), BlobStore::local(dir.path()).expect("local")] {
             // Two full parts and a tail, sent in uneven pieces.
-            let data: Vec<u8> = (0..2 * WRITE_CHUNK_BYTES + 1234).map(|i| (i % 251) as u8).collect();
+            let data: Vec<u8> = (0..2 * WRITE_CHUNK_BYTES + 1234)
+                .map(|i| (i % 251) as u8)
+                .collect();
             let mut writer = store.writer("jobs/j/uploads/front").await.expect("writer");
             for piece in data.chunks(700_001) {
                 writer.write(Bytes::copy_from_slice(piece)).await.expect("write");
@@ -450,7 +452,10 @@ mod tests {
             assert_eq!(store.get("jobs/j/uploads/front").await.expect("get"), data);
 
             let mut dropped = store.writer("jobs/j/uploads/back").await.expect("writer");
-            dropped.write(Bytes::from_static(b"partial")).await.expect("write");
+            dropped
+                .write(Bytes::from_static(b"partial"))
+                .await
+                .expect("write");
             dropped.abort().await.expect("abort");
             assert_eq!(store.size("jobs/j/uploads/back").await.expect("head"), None);
 
