@@ -72,12 +72,12 @@ for round in $(seq "$rounds"); do
   call warm >>"$work/warm.txt"
 done
 
-python3 - "$work" "$rounds" "$endpoint" "$backgrounds" "$photo" <<'EOF'
+python3 - "$work" "$rounds" "$endpoint" "$backgrounds" "$photo" "$bin" <<'EOF'
 import json, statistics, sys
-work, rounds, endpoint, backgrounds, photo = sys.argv[1:]
+work, rounds, endpoint, backgrounds, photo, binary = sys.argv[1:]
 read = lambda name: [float(x) for x in open(f"{work}/{name}.txt").read().split()]
 first, cold, warm = read("first"), read("cold"), read("warm")
-print(f"atelier serve (release), {endpoint} endpoint, {photo}, backgrounds {backgrounds}, upscale x2, {rounds} rounds")
+print(f"{binary} serve, {endpoint} endpoint, {photo}, backgrounds {backgrounds}, upscale x2, {rounds} rounds")
 print(f"first request (empty cache): {first[0]:.3f} s")
 print("computed (no-cache):  " + "  ".join(f"{t:.3f}" for t in cold))
 print("repeated (reused):    " + "  ".join(f"{t:.3f}" for t in warm))

@@ -7,7 +7,10 @@ use atelier_e2e::{Options, System, Target, data_uri, on_both_targets, photo, pho
 use atelier_fixtures::GarmentShape;
 use serde_json::{Value, json};
 
-on_both_targets!(repeats_and_overlaps_reuse_and_no_cache_bypasses, identical_requests_at_once_compute_once);
+on_both_targets!(
+    repeats_and_overlaps_reuse_and_no_cache_bypasses,
+    identical_requests_at_once_compute_once
+);
 
 /// `metadata.cache` of a result as `[hits, misses]` per stage, in pipeline order.
 fn reused(result: &Value) -> [[u64; 2]; 4] {
@@ -15,8 +18,12 @@ fn reused(result: &Value) -> [[u64; 2]; 4] {
     ["analysis", "generation", "upscaling", "post_processing"].map(|stage| {
         let counts = &cache[stage];
         [
-            counts["hits"].as_u64().unwrap_or_else(|| panic!("{stage} hits in {cache}")),
-            counts["misses"].as_u64().unwrap_or_else(|| panic!("{stage} misses in {cache}")),
+            counts["hits"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{stage} hits in {cache}")),
+            counts["misses"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{stage} misses in {cache}")),
         ]
     })
 }
@@ -32,7 +39,11 @@ async fn artefacts(sys: &System, result: &Value) -> Vec<bytes::Bytes> {
     let http = sys.http();
     let mut out = Vec::new();
     for url in urls {
-        let resp = http.get(format!("{}{url}", sys.url(0))).send().await.expect("file");
+        let resp = http
+            .get(format!("{}{url}", sys.url(0)))
+            .send()
+            .await
+            .expect("file");
         assert_eq!(resp.status().as_u16(), 200, "{url}");
         out.push(resp.bytes().await.expect("bytes"));
     }
@@ -61,7 +72,10 @@ async fn repeats_and_overlaps_reuse_and_no_cache_bypasses(target: Target) {
     // The job resource says the same.
     let id = second["request_id"].as_str().expect("id");
     let job = sys.wait_terminal(id, std::time::Duration::from_secs(60)).await;
-    assert_eq!(job["result"]["metadata"]["cache"], second["metadata"]["cache"], "{job}");
+    assert_eq!(
+        job["result"]["metadata"]["cache"], second["metadata"]["cache"],
+        "{job}"
+    );
 
     // Overlapping: the same photo with one more plain image, images only.
     let more = request(&uri, [1, 2, 0], true);
@@ -69,7 +83,11 @@ async fn repeats_and_overlaps_reuse_and_no_cache_bypasses(target: Target) {
     assert_eq!(code, 200, "{overlap}\n{}", sys.logs());
     assert_eq!(reused(&overlap), [[1, 0], [2, 1], [2, 1], [0, 0]], "{overlap}");
     let shared = artefacts(&sys, &overlap).await;
-    assert_eq!(shared[..2], before[..2], "white and the first plain are the first job's");
+    assert_eq!(
+        shared[..2],
+        before[..2],
+        "white and the first plain are the first job's"
+    );
 
     // Cache-Control: no-cache: everything made again (and deterministic).
     let (code, fresh) = sys
@@ -83,7 +101,11 @@ async fn repeats_and_overlaps_reuse_and_no_cache_bypasses(target: Target) {
     // Entries live under cache/ beside jobs/, never inside a job's folder.
     let cache_dir = sys.job_dir(id).join("../../cache");
     for stage in ["analysis", "generation", "upscaling", "post_processing"] {
-        assert!(cache_dir.join(stage).is_dir(), "cache/{stage} in {}", cache_dir.display());
+        assert!(
+            cache_dir.join(stage).is_dir(),
+            "cache/{stage} in {}",
+            cache_dir.display()
+        );
     }
     let job_files = atelier_e2e::files_under(&sys.job_dir(id));
     assert!(job_files.iter().all(|f| !f.contains("cache")), "{job_files:?}");
@@ -102,7 +124,8 @@ async fn identical_requests_at_once_compute_once(target: Target) {
         "inputImages": [ { "url": uri, "view": "front", "backgrounds": [1, 1, 0] } ],
         "upscale": true
     });
-    let results = futures::future::join_all((0..5).map(|_| sys.post(0, "/api/v1/generate/image", &body, &[]))).await;
+    let results =
+        futures::future::join_all((0..5).map(|_| sys.post(0, "/api/v1/generate/image", &body, &[]))).await;
     let mut total = [[0; 2]; 4];
     for (code, result) in &results {
         assert_eq!(*code, 200, "{result}\n{}", sys.logs());

@@ -136,7 +136,13 @@ struct Rendered {
 /// the analysis, the plan's view, background and ordinal, the seed where the
 /// generator uses it, the generator's identity and version, the JPEG quality,
 /// and the request minus what does not change pixels.
-fn key(ctx: &StageContext, request: &str, source: &Source, plan: VariationPlan, seed: u64) -> Option<CacheKey> {
+fn key(
+    ctx: &StageContext,
+    request: &str,
+    source: &Source,
+    plan: VariationPlan,
+    seed: u64,
+) -> Option<CacheKey> {
     let generator = &ctx.providers.generator;
     let analysis = serde_json::to_string(&*source.analysis).ok()?;
     let mut key = KeyBuilder::new(Stage::Generation)

@@ -31,7 +31,8 @@ const VIDEO_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+video.1");
 use crate::{Progress, StageContext, StageError, Timed};
 
 /// A video already on its way (see [`video`]), and whether it was reused.
-pub type PendingVideo<'a> = Pin<Box<dyn Future<Output = Result<(VideoOutput, bool), StageError>> + Send + 'a>>;
+pub type PendingVideo<'a> =
+    Pin<Box<dyn Future<Output = Result<(VideoOutput, bool), StageError>> + Send + 'a>>;
 
 /// Makes the video and the report of a finished set of images.
 pub async fn run(

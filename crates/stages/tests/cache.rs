@@ -138,7 +138,12 @@ async fn a_repeat_reuses_what_does_not_depend_on_the_job() {
         let key = key.to_string();
         async move { blobs.get(&key).await.expect("blob") }
     };
-    for key in ["masks/0.png", "variations/0.jpg", "variations/1.jpg", "upscaled/1.jpg"] {
+    for key in [
+        "masks/0.png",
+        "variations/0.jpg",
+        "variations/1.jpg",
+        "upscaled/1.jpg",
+    ] {
         assert_eq!(bytes(&first, key).await, bytes(&second, key).await, "{key}");
     }
     assert_ne!(
@@ -154,7 +159,10 @@ async fn a_repeat_reuses_what_does_not_depend_on_the_job() {
     let fresh = run(&ctx, &store, request([1, 1, 0]), true).await;
     assert!(fresh.cache.bypassed);
     assert_eq!(reused(&fresh), [counts(0, 1), counts(0, 2), counts(0, 2)]);
-    assert_eq!(bytes(&first, "variations/1.jpg").await, bytes(&fresh, "variations/1.jpg").await);
+    assert_eq!(
+        bytes(&first, "variations/1.jpg").await,
+        bytes(&fresh, "variations/1.jpg").await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +222,9 @@ async fn identical_jobs_at_once_compute_once_in_a_process() {
     let store = BlobStore::memory();
     let jobs = futures::future::join_all((0..5).map(|_| run(&ctx, &store, request([1, 1, 0]), false))).await;
     let total = |stage: fn(&JobState) -> CacheCounts| {
-        jobs.iter().map(stage).fold(counts(0, 0), |a, c| counts(a.hits + c.hits, a.misses + c.misses))
+        jobs.iter()
+            .map(stage)
+            .fold(counts(0, 0), |a, c| counts(a.hits + c.hits, a.misses + c.misses))
     };
     assert_eq!(total(|s| s.cache.analysis), counts(4, 1));
     assert_eq!(total(|s| s.cache.generation), counts(8, 2));

@@ -210,7 +210,9 @@ impl BlobStore {
     pub async fn modified_ms(&self, key: &str) -> Result<Option<u64>, StorageError> {
         let path = parse(key)?;
         match self.inner.head(&path).await {
-            Ok(meta) => Ok(Some(u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0))),
+            Ok(meta) => Ok(Some(
+                u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0),
+            )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(map_err(key, e)),
         }
@@ -422,25 +424,72 @@ mod tests {
     async fn creates_once_copies_and_sweeps_by_age() {
         let dir = tempfile::tempdir().expect("tmp");
         for store in [BlobStore::memory(), BlobStore::local(dir.path()).expect("local")] {
-            assert!(store.create("cache/a.claim", Bytes::from_static(b"1")).await.expect("first"));
-            assert!(!store.create("cache/a.claim", Bytes::from_static(b"2")).await.expect("second"));
-            assert_eq!(store.get("cache/a.claim").await.expect("get"), Bytes::from_static(b"1"));
-            store.put("cache/x/e.jpg", Bytes::from_static(b"img")).await.expect("put");
+            assert!(
+                store
+                    .create("cache/a.claim", Bytes::from_static(b"1"))
+                    .await
+                    .expect("first")
+            );
+            assert!(
+                !store
+                    .create("cache/a.claim", Bytes::from_static(b"2"))
+                    .await
+                    .expect("second")
+            );
+            assert_eq!(
+                store.get("cache/a.claim").await.expect("get"),
+                Bytes::from_static(b"1")
+            );
+            store
+                .put("cache/x/e.jpg", Bytes::from_static(b"img"))
+                .await
+                .expect("put");
             let job = store.scoped("jobs/j/");
-            job.copy_in("cache/x/e.jpg", "variations/0.jpg").await.expect("copy");
-            assert_eq!(job.get("variations/0.jpg").await.expect("copied"), Bytes::from_static(b"img"));
+            job.copy_in("cache/x/e.jpg", "variations/0.jpg")
+                .await
+                .expect("copy");
+            assert_eq!(
+                job.get("variations/0.jpg").await.expect("copied"),
+                Bytes::from_static(b"img")
+            );
             assert!(matches!(
                 job.copy_in("cache/x/missing.jpg", "variations/1.jpg").await,
                 Err(StorageError::NotFound { .. })
             ));
-            let first = store.modified_ms("cache/a.claim").await.expect("head").expect("exists");
-            let written = store.modified_ms("cache/x/e.jpg").await.expect("head").expect("exists");
-            assert_eq!(store.delete_older_than("cache/", first).await.expect("none older"), 0);
-            assert_eq!(store.delete_older_than("cache/", written + 1).await.expect("sweep"), 2);
+            let first = store
+                .modified_ms("cache/a.claim")
+                .await
+                .expect("head")
+                .expect("exists");
+            let written = store
+                .modified_ms("cache/x/e.jpg")
+                .await
+                .expect("head")
+                .expect("exists");
+            assert_eq!(
+                store
+                    .delete_older_than("cache/", first)
+                    .await
+                    .expect("none older"),
+                0
+            );
+            assert_eq!(
+                store
+                    .delete_older_than("cache/", written + 1)
+                    .await
+                    .expect("sweep"),
+                2
+            );
             assert_eq!(store.size("cache/x/e.jpg").await.expect("head"), None);
             // The job's copy is its own: sweeping the cache leaves it.
-            assert_eq!(job.get("variations/0.jpg").await.expect("kept"), Bytes::from_static(b"img"));
-            store.delete("cache/x/e.jpg").await.expect("deleting what is gone");
+            assert_eq!(
+                job.get("variations/0.jpg").await.expect("kept"),
+                Bytes::from_static(b"img")
+            );
+            store
+                .delete("cache/x/e.jpg")
+                .await
+                .expect("deleting what is gone");
         }
     }
 

@@ -88,7 +88,10 @@ impl Claim {
         if held_until > now_ms() {
             return Ok(Claimed::Theirs);
         }
-        tracing::warn!(claim = key, "a cache claim lapsed (its owner stopped); taking it over");
+        tracing::warn!(
+            claim = key,
+            "a cache claim lapsed (its owner stopped); taking it over"
+        );
         store.delete(key).await?;
         if store.create(key, Bytes::from(until.to_string())).await? {
             Ok(Claimed::Ours(Self {
@@ -134,11 +137,16 @@ mod tests {
     #[tokio::test]
     async fn claims_exclude_until_released_or_lapsed() {
         let store = BlobStore::memory();
-        let Claimed::Ours(claim) = Claim::try_take(&store, "cache/x.claim", 60_000).await.expect("claim") else {
+        let Claimed::Ours(claim) = Claim::try_take(&store, "cache/x.claim", 60_000)
+            .await
+            .expect("claim")
+        else {
             panic!("the first claim is ours");
         };
         assert!(matches!(
-            Claim::try_take(&store, "cache/x.claim", 60_000).await.expect("held"),
+            Claim::try_take(&store, "cache/x.claim", 60_000)
+                .await
+                .expect("held"),
             Claimed::Theirs
         ));
         claim.release().await;
@@ -148,7 +156,9 @@ mod tests {
         // A zero lease lapses at once: the next caller takes it over.
         std::mem::forget(again);
         assert!(matches!(
-            Claim::try_take(&store, "cache/x.claim", 60_000).await.expect("lapsed"),
+            Claim::try_take(&store, "cache/x.claim", 60_000)
+                .await
+                .expect("lapsed"),
             Claimed::Ours(_)
         ));
     }

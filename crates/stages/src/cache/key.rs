@@ -151,10 +151,22 @@ mod tests {
 
     #[test]
     fn parts_are_unambiguous_and_named() {
-        let a = KeyBuilder::new(Stage::Analysis).part("x", "ab").part("y", "c").finish();
-        let b = KeyBuilder::new(Stage::Analysis).part("x", "a").part("y", "bc").finish();
-        let c = KeyBuilder::new(Stage::Generation).part("x", "ab").part("y", "c").finish();
-        let again = KeyBuilder::new(Stage::Analysis).part("x", "ab").part("y", "c").finish();
+        let a = KeyBuilder::new(Stage::Analysis)
+            .part("x", "ab")
+            .part("y", "c")
+            .finish();
+        let b = KeyBuilder::new(Stage::Analysis)
+            .part("x", "a")
+            .part("y", "bc")
+            .finish();
+        let c = KeyBuilder::new(Stage::Generation)
+            .part("x", "ab")
+            .part("y", "c")
+            .finish();
+        let again = KeyBuilder::new(Stage::Analysis)
+            .part("x", "ab")
+            .part("y", "c")
+            .finish();
         assert_eq!(a, again);
         assert_ne!(a, b);
         assert_ne!(a.digest(), c.digest());

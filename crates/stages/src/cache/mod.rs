@@ -133,7 +133,12 @@ impl ResultCache {
 
     /// Copies an existing entry into the job; `None` when there is none (or it
     /// cannot be read: then the job computes).
-    async fn reuse<M: DeserializeOwned>(&self, blobs: &JobBlobs, key: &CacheKey, lookup: &Lookup<'_>) -> Option<M> {
+    async fn reuse<M: DeserializeOwned>(
+        &self,
+        blobs: &JobBlobs,
+        key: &CacheKey,
+        lookup: &Lookup<'_>,
+    ) -> Option<M> {
         let store = blobs.store();
         let record = match store.get(&key.meta()).await {
             Ok(bytes) => bytes,
@@ -163,7 +168,13 @@ impl ResultCache {
 
     /// Stores what a miss made: the bytes first (copied from the job), the
     /// record last.
-    async fn store<M: Serialize>(&self, blobs: &JobBlobs, key: &CacheKey, lookup: &Lookup<'_>, made: &Made<M>) {
+    async fn store<M: Serialize>(
+        &self,
+        blobs: &JobBlobs,
+        key: &CacheKey,
+        lookup: &Lookup<'_>,
+        made: &Made<M>,
+    ) {
         if !made.reusable {
             return;
         }
@@ -184,7 +195,12 @@ impl ResultCache {
 
     /// Claims the entry across replicas, or waits for the replica that holds
     /// the claim to store it.
-    async fn claim_or_wait<M: DeserializeOwned>(&self, blobs: &JobBlobs, key: &CacheKey, lookup: &Lookup<'_>) -> Turn<M> {
+    async fn claim_or_wait<M: DeserializeOwned>(
+        &self,
+        blobs: &JobBlobs,
+        key: &CacheKey,
+        lookup: &Lookup<'_>,
+    ) -> Turn<M> {
         let lease_ms = self.settings.claim_lease_seconds.saturating_mul(1_000);
         let poll = Duration::from_millis(self.settings.claim_poll_ms);
         loop {
