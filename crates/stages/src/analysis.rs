@@ -42,7 +42,7 @@ pub async fn run(
 /// The analysis cache key of a photo: its content, the analyzer's identity
 /// (model, version, settings), the decode limits it passed, and the request's
 /// context when the analyzer reads it (a prompt).
-fn key(ctx: &StageContext, content_hash: &str, context: &PromptContext) -> Option<CacheKey> {
+pub(crate) fn key(ctx: &StageContext, content_hash: &str, context: &PromptContext) -> Option<CacheKey> {
     let analyzer = &ctx.providers.analyzer;
     let mut key = KeyBuilder::new(Stage::Analysis)
         .part("input", content_hash)

@@ -138,13 +138,26 @@ struct Rendered {
 /// and the request minus what does not change pixels.
 fn key(
     ctx: &StageContext,
+    spec: &JobSpec,
     request: &str,
     source: &Source,
     plan: VariationPlan,
     seed: u64,
 ) -> Option<CacheKey> {
     let generator = &ctx.providers.generator;
-    let analysis = serde_json::to_string(&*source.analysis).ok()?;
+    // What decided the analysis (the photo, the analyzer and its settings)
+    // rather than its JSON: floats that went through the stage messages do
+    // not print the same as those read back from the cache.
+    let context = PromptContext {
+        product_type: spec.request.product_type,
+        gender: spec.request.gender,
+        view: plan.view,
+        text: spec.request.text.clone(),
+    };
+    let analysis = match crate::analysis::key(ctx, &source.input_hash, &context) {
+        Some(key) => key.digest().to_string(),
+        None => serde_json::to_string(&*source.analysis).ok()?,
+    };
     let mut key = KeyBuilder::new(Stage::Generation)
         .part("input", &source.input_hash)
         .part("mask", &source.mask_hash)
@@ -173,7 +186,7 @@ async fn render_one(
     let started = Instant::now();
     let seed = spec.id.seed(plan.index as u64);
     let cache_key = if ctx.cache.enabled() {
-        key(ctx, request, source, plan, seed)
+        key(ctx, spec, request, source, plan, seed)
     } else {
         None
     };
