@@ -318,6 +318,11 @@ pub struct BenchArgs {
     /// Also draw the runs to this SVG file: latency distribution and throughput.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Let the gateway reuse earlier identical jobs' results (the result
+    /// cache). Without it every job is sent with `Cache-Control: no-cache`, so
+    /// the same photo sent again measures the pipeline, not the cache.
+    #[arg(long)]
+    pub reuse: bool,
 }
 
 /// Which of the old API's generate endpoints to call.

@@ -67,6 +67,10 @@ pub fn run(mut settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
             inputs: stored,
             submitted_at_ms: now_ms(),
         };
+        // One run writes into the user's output folder: no cache/ beside the
+        // results, and no earlier run to reuse.
+        let mut settings = settings;
+        settings.cache.enabled = false;
         let providers = Providers::from_settings(&settings)?;
         let ctx = StageContext::new(Arc::new(settings), providers);
         let bars = Bars::default();

@@ -6,6 +6,7 @@
 //! `atelier process` all agree on one definition of a job.
 
 pub mod analysis;
+pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod event;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::ImageAnalysis;
+use crate::cache::CacheUse;
 use crate::job::JobSpec;
 use crate::request::{BackgroundKind, GenerateRequest, View};
 
@@ -223,6 +224,10 @@ pub struct JobState {
     pub upscaled: Vec<Upscaled>,
     pub post: PostOutput,
     pub times: ProcessingTimes,
+    /// Whether the request bypassed the result cache, and what each stage
+    /// reused from it (absent in states stored before the cache existed).
+    #[serde(default)]
+    pub cache: CacheUse,
 }
 
 impl JobState {
@@ -235,6 +240,7 @@ impl JobState {
             upscaled: Vec::new(),
             post: PostOutput::default(),
             times: ProcessingTimes::default(),
+            cache: CacheUse::default(),
         }
     }
 }

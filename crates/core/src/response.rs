@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::ImageAnalysis;
+use crate::cache::CacheUse;
 use crate::job::JobKind;
 use crate::pipeline::{JobState, ProcessingTimes};
 use crate::request::{BackgroundKind, View};
@@ -70,6 +71,9 @@ pub struct AnalysisEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metadata {
     pub processing_times: ProcessingTimes,
+    /// What the result cache reused per stage (see docs/api.md).
+    #[serde(default)]
+    pub cache: CacheUse,
 }
 
 impl GenerateResponse {
@@ -123,6 +127,7 @@ impl GenerateResponse {
                 .collect(),
             metadata: Metadata {
                 processing_times: state.times,
+                cache: state.cache,
             },
         }
     }

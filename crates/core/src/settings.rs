@@ -43,6 +43,7 @@ pub struct Settings {
     pub status: StatusSettings,
     pub reaper: ReaperSettings,
     pub retention: RetentionSettings,
+    pub cache: CacheSettings,
     pub ops: OpsSettings,
     pub providers: ProviderSettings,
     pub console: ConsoleSettings,
@@ -411,6 +412,33 @@ pub struct RetentionSettings {
     pub batch_size: u32,
 }
 
+/// The result cache: stage outputs reused by later requests with the same
+/// input content, parameters and provider versions (see docs/operations.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Whether stages look up and store their outputs under `cache/` in the
+    /// blob store. Off: every job computes everything (and reports misses).
+    pub enabled: bool,
+    /// Entries older than this many days are deleted by the retention
+    /// sweeper; 0 = kept forever. Fractions are allowed.
+    pub ttl_days: f64,
+    /// Single flight across processes: a replica about to compute an entry
+    /// first creates a claim blob (a conditional create); others wait for the
+    /// entry while the claim is younger than this, then compute it themselves.
+    /// Longer than the slowest single item (a remote render at its deadline).
+    pub claim_lease_seconds: u64,
+    /// How often a replica waiting on another's claim looks for the entry.
+    pub claim_poll_ms: u64,
+}
+
+impl CacheSettings {
+    /// Age in ms after which an entry goes (`None`: kept forever).
+    pub fn max_age_ms(&self) -> Option<u64> {
+        days_to_ms(self.ttl_days)
+    }
+}
+
 /// Milliseconds in a day, for retention ages.
 pub const MS_PER_DAY: u64 = 86_400_000;
 
@@ -636,6 +664,12 @@ impl Settings {
             .any(|d| !d.is_finite() || *d < 0.0)
         {
             return bad("retention.jobs_days and retention.blobs_days must be 0 (keep forever) or more");
+        }
+        if !self.cache.ttl_days.is_finite() || self.cache.ttl_days < 0.0 {
+            return bad("cache.ttl_days must be 0 (keep forever) or more");
+        }
+        if self.cache.claim_lease_seconds == 0 || self.cache.claim_poll_ms == 0 {
+            return bad("cache.claim_lease_seconds and cache.claim_poll_ms must be positive");
         }
         if self.pipeline.max_queue_size == 0 || self.pipeline.max_workers == 0 {
             return bad("pipeline.max_queue_size and pipeline.max_workers must be at least 1");

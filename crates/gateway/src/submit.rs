@@ -57,6 +57,11 @@ pub struct SubmitHeaders {
     /// A repeat with the same key returns the same job (1 to 255 visible ASCII characters).
     #[param(rename = "Idempotency-Key")]
     idempotency_key: Option<String>,
+    /// `no-cache` (or `no-store`) computes every stage afresh instead of
+    /// reusing earlier identical results; what it makes is still stored for
+    /// later requests. `metadata.cache` reports what was reused.
+    #[param(rename = "Cache-Control")]
+    cache_control: Option<String>,
 }
 
 /// Images only: the garment on every requested background, upscaled on request.
@@ -214,7 +219,13 @@ async fn submit(
     for (image, input) in request.input_images.iter_mut().zip(&inputs) {
         image.url.clone_from(&input.source);
     }
-    let state = new_state(id, kind, request, &inputs);
+    let mut state = new_state(id, kind, request, &inputs);
+    state.cache.bypassed = atelier_core::cache::bypass_requested(
+        headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     let new = NewJob {
         request_hash: Some(fingerprint),
         idempotency_ttl_ms: gateway.idempotency_ttl_seconds.saturating_mul(1_000),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use atelier_core::analysis::ImageAnalysis;
 use atelier_core::pipeline::VariationPlan;
-use atelier_core::request::{Gender, ProductType, UpscaleFactor, View};
+use atelier_core::request::{BackgroundKind, Gender, ProductType, UpscaleFactor, View};
 use atelier_imaging::analysis::Analyzed;
 use image::{GrayImage, RgbImage};
 
@@ -51,6 +51,18 @@ pub struct GenerateInput {
 pub trait Analyzer: Send + Sync + std::fmt::Debug {
     /// Short name for logs, metrics and reports (`local`, `gemini`).
     fn name(&self) -> &'static str;
+    /// What decides this backend's answers for a given photo and context
+    /// (provider id, model and version, the settings that shape its output),
+    /// so the result cache keys on it and a version bump misses. `None`: its
+    /// answers are never cached (the safe default for a backend that cannot say).
+    fn cache_id(&self) -> Option<String> {
+        None
+    }
+    /// Whether answers depend on [`AnalyzeInput::context`] (a prompt), so the
+    /// cache keys on it too. True unless the backend knows better.
+    fn uses_context(&self) -> bool {
+        true
+    }
     /// Analyses one photo; the mask is always part of the answer.
     async fn analyze(&self, input: AnalyzeInput) -> Result<Analyzed, ProviderError>;
 }
@@ -60,6 +72,16 @@ pub trait Analyzer: Send + Sync + std::fmt::Debug {
 pub trait Generator: Send + Sync + std::fmt::Debug {
     /// Short name for logs, metrics and reports (`local`, `replicate`).
     fn name(&self) -> &'static str;
+    /// As [`Analyzer::cache_id`]: `None` = renders are never cached.
+    fn cache_id(&self) -> Option<String> {
+        None
+    }
+    /// Whether the render of a `background` variation depends on
+    /// [`GenerateInput::seed`]; when it does, the seed is part of the cache
+    /// key. True unless the backend knows better.
+    fn uses_seed(&self, _background: BackgroundKind) -> bool {
+        true
+    }
     /// Renders one variation.
     async fn generate(&self, input: GenerateInput) -> Result<RgbImage, ProviderError>;
 }
@@ -77,6 +99,11 @@ pub struct UpscaleOutput {
 pub trait Upscaler: Send + Sync + std::fmt::Debug {
     /// Short name for logs, metrics and reports (`local`, `replicate`).
     fn name(&self) -> &'static str;
+    /// As [`Analyzer::cache_id`]: `None` = upscales are never cached. A
+    /// fallback's output is never cached either (see [`UpscaleOutput`]).
+    fn cache_id(&self) -> Option<String> {
+        None
+    }
     /// Returns `image` enlarged by `factor`.
     async fn upscale(
         &self,

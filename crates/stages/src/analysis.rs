@@ -7,13 +7,14 @@ use atelier_core::analysis::ImageAnalysis;
 use atelier_core::job::JobSpec;
 use atelier_core::keys;
 use atelier_core::pipeline::{AnalysisOutput, Stage};
-use atelier_core::settings::{GeneratorKind, Settings};
+use atelier_core::settings::{AnalyzerKind, GeneratorKind, Settings};
 use atelier_imaging::encode;
 use atelier_imaging::{ImagingError, decode};
 use atelier_providers::{AnalyzeInput, PromptContext};
 use atelier_storage::JobBlobs;
 use futures::future::try_join_all;
 
+use crate::cache::{self, CacheKey, KeyBuilder, Lookup, Made};
 use crate::error::ProviderOrImaging;
 use crate::load::blocking;
 use crate::{Progress, StageContext, StageError, Timed};
@@ -23,25 +24,45 @@ pub async fn run(
     ctx: &StageContext,
     blobs: &JobBlobs,
     spec: &JobSpec,
+    bypass_cache: bool,
     progress: &dyn Progress,
 ) -> Result<Timed<Vec<AnalysisOutput>>, StageError> {
     let started = Instant::now();
     progress.stage_started(Stage::Analysis, spec.inputs.len());
     let outputs = try_join_all((0..spec.inputs.len()).map(|index| async move {
-        let out = analyse_one(ctx, blobs, spec, index).await?;
+        let out = analyse_one(ctx, blobs, spec, index, bypass_cache).await?;
         progress.item_done(Stage::Analysis);
         Ok::<_, StageError>(out)
     }))
     .await?;
-    Ok(Timed::since(started, blobs.write_seconds(), outputs))
+    let (outputs, hits): (Vec<_>, Vec<_>) = outputs.into_iter().unzip();
+    Ok(Timed::since(started, blobs.write_seconds(), outputs).reusing(hits))
 }
 
+/// The analysis cache key of a photo: its content, the analyzer's identity
+/// (model, version, settings), the decode limits it passed, and the request's
+/// context when the analyzer reads it (a prompt).
+pub(crate) fn key(ctx: &StageContext, content_hash: &str, context: &PromptContext) -> Option<CacheKey> {
+    let analyzer = &ctx.providers.analyzer;
+    let mut key = KeyBuilder::new(Stage::Analysis)
+        .part("input", content_hash)
+        .part("analyzer", analyzer.cache_id()?)
+        .part("limits", format!("{:?}", ctx.settings.limits));
+    if analyzer.uses_context() {
+        key = key.part("context", format!("{context:?}"));
+    }
+    Some(key.finish())
+}
+
+/// Analyses input `index` (or reuses an identical photo's analysis); true
+/// when reused.
 async fn analyse_one(
     ctx: &StageContext,
     blobs: &JobBlobs,
     spec: &JobSpec,
     index: usize,
-) -> Result<AnalysisOutput, StageError> {
+    bypass: bool,
+) -> Result<(AnalysisOutput, bool), StageError> {
     let stored = spec
         .inputs
         .get(index)
@@ -58,6 +79,59 @@ async fn analyse_one(
     };
 
     let bytes = blobs.get(&stored.key).await?;
+    let context = PromptContext {
+        product_type: spec.request.product_type,
+        gender: spec.request.gender,
+        view: request.view,
+        text: spec.request.text.clone(),
+    };
+    let key = if ctx.cache.enabled() {
+        key(ctx, &cache::key::content_hash(bytes.clone()).await?, &context)
+    } else {
+        None
+    };
+    let mask_key = keys::mask(index);
+    let lookup = Lookup {
+        key: key.as_ref(),
+        target: &mask_key,
+        ext: "png",
+        bypass,
+    };
+    let (target, input_error) = (&mask_key, &input_error);
+    let (analysis, hit) = ctx
+        .cache
+        .reuse_or_make(blobs, lookup, move || async move {
+            let analysis = analyse_bytes(ctx, blobs, bytes, context, target, input_error).await?;
+            // Gemini's part missing (a tolerated failure) is not worth keeping.
+            let degraded = ctx.settings.providers.analyzer == AnalyzerKind::Gemini && analysis.ai.is_none();
+            Ok(Made {
+                meta: analysis,
+                reusable: !degraded,
+            })
+        })
+        .await?;
+    // Checked on reuse too: the threshold or the generator may have changed.
+    refuse_unsuitable(&ctx.settings, &analysis).map_err(|e| input_error(e.into()))?;
+    Ok((
+        AnalysisOutput {
+            input: index,
+            view: request.view,
+            analysis,
+            mask_key,
+        },
+        hit,
+    ))
+}
+
+/// Decodes and analyses one photo's bytes and stores its mask under `mask_key`.
+async fn analyse_bytes(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    bytes: bytes::Bytes,
+    context: PromptContext,
+    mask_key: &str,
+    input_error: &(dyn Fn(ProviderOrImaging) -> StageError + Sync),
+) -> Result<ImageAnalysis, StageError> {
     let limits = ctx.settings.limits.clone();
     let (bytes, probe) = blocking("probe", move || {
         let probe = decode::probe(&bytes, &limits);
@@ -75,12 +149,7 @@ async fn analyse_one(
     let input = AnalyzeInput {
         rgb: Arc::new(decoded.rgb),
         alpha: decoded.alpha.map(Arc::new),
-        context: PromptContext {
-            product_type: spec.request.product_type,
-            gender: spec.request.gender,
-            view: request.view,
-            text: spec.request.text.clone(),
-        },
+        context,
     };
     let analyzed = ctx.providers.analyzer.analyze(input).await.map_err(|e| {
         // A refused key or a spent quota is permanent too, but not the photo's
@@ -95,18 +164,13 @@ async fn analyse_one(
         }
     })?;
 
+    // An unsuitable photo fails before its mask is stored (or cached).
     refuse_unsuitable(&ctx.settings, &analyzed.analysis).map_err(|e| input_error(e.into()))?;
 
-    let mask_key = keys::mask(index);
     let mask = analyzed.mask;
     let png = blocking("encode mask", move || encode::png_gray(&mask)).await??;
-    blobs.put(&mask_key, png).await?;
-    Ok(AnalysisOutput {
-        input: index,
-        view: request.view,
-        analysis: analyzed.analysis,
-        mask_key,
-    })
+    blobs.put(mask_key, png).await?;
+    Ok(analyzed.analysis)
 }
 
 /// Never a silently broken composite: a mask the cut-out does not trust (a scene,

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use atelier_core::cache::CacheCounts;
 use atelier_core::settings::Settings;
 use atelier_providers::Providers;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::cache::ResultCache;
 
 /// Shared, cheap-to-clone dependencies of the stages.
 #[derive(Debug, Clone)]
@@ -25,6 +28,9 @@ pub struct StageContext {
     /// upscaling, so without this bound a job's upscales all sat in memory at
     /// once: peak memory grew with the number of variations.
     pub upscale_slots: Arc<Semaphore>,
+    /// The result cache and its single-flight locks, shared by every stage
+    /// of this process (all four in `atelier serve`).
+    pub cache: Arc<ResultCache>,
 }
 
 /// Unit of the decode budget's permits.
@@ -39,6 +45,7 @@ impl StageContext {
             .clamp(1, Semaphore::MAX_PERMITS);
         let upscales = settings.upscaler_threads();
         Self {
+            cache: Arc::new(ResultCache::new(settings.cache.clone())),
             settings,
             providers,
             generation_slots: Arc::new(Semaphore::new(slots)),
@@ -62,12 +69,14 @@ impl StageContext {
     }
 }
 
-/// A stage's output with the wall time it took and the part of it spent saving.
+/// A stage's output with the wall time it took, the part of it spent saving,
+/// and what of it was reused from the result cache.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timed<T> {
     pub output: T,
     pub seconds: f64,
     pub saving_seconds: f64,
+    pub cache: CacheCounts,
 }
 
 impl<T> Timed<T> {
@@ -76,6 +85,13 @@ impl<T> Timed<T> {
             output,
             seconds: started.elapsed().as_secs_f64(),
             saving_seconds,
+            cache: CacheCounts::default(),
         }
+    }
+
+    /// The same, with the cache's hits and misses of its items.
+    pub(crate) fn reusing(mut self, hits: impl IntoIterator<Item = bool>) -> Self {
+        self.cache = CacheCounts::of(hits);
+        self
     }
 }

@@ -7,6 +7,7 @@
 //! way the same code runs, with the same deterministic output keys.
 
 pub mod analysis;
+pub mod cache;
 mod context;
 mod error;
 pub mod generation;

@@ -3,16 +3,10 @@
 use std::sync::Arc;
 
 use atelier_imaging::decode::{self, Decoded};
-use atelier_storage::JobBlobs;
 use bytes::Bytes;
 use image::GrayImage;
 
 use crate::{StageContext, StageError};
-
-/// Reads `key` and decodes it with the configured limits.
-pub(crate) async fn image(ctx: &StageContext, blobs: &JobBlobs, key: &str) -> Result<Decoded, StageError> {
-    decode_bytes(ctx, blobs.get(key).await?).await
-}
 
 /// Decodes already-fetched bytes with the configured limits.
 pub(crate) async fn decode_bytes(ctx: &StageContext, bytes: Bytes) -> Result<Decoded, StageError> {
@@ -29,9 +23,8 @@ pub(crate) async fn decode_bytes(ctx: &StageContext, bytes: Bytes) -> Result<Dec
         .map_err(StageError::from)
 }
 
-/// Reads and decodes a stored mask.
-pub(crate) async fn mask(blobs: &JobBlobs, key: &str) -> Result<Arc<GrayImage>, StageError> {
-    let bytes = blobs.get(key).await?;
+/// Decodes an already-fetched mask.
+pub(crate) async fn decode_mask(bytes: Bytes) -> Result<Arc<GrayImage>, StageError> {
     let mask = blocking("decode mask", move || decode::decode_mask(&bytes)).await??;
     Ok(Arc::new(mask))
 }

@@ -4,6 +4,9 @@
 //! The video needs only the variations, so a runner that has them early (`atelier
 //! process`, see `runner::run_job`) starts it with [`video`] alongside upscaling
 //! and hands the pending result to [`run_with_video`].
+//!
+//! The video of the same images with the same settings is reused from the
+//! result cache; the report names its job and its timings, so it is always made.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,14 +17,22 @@ use atelier_core::pipeline::{JobState, PostOutput, Stage, Variation, VideoOutput
 use atelier_imaging::report::{self, ImageKind, ReportImage};
 use atelier_imaging::video;
 use atelier_storage::JobBlobs;
+use bytes::Bytes;
 use futures::future::try_join_all;
 use image::RgbImage;
 
+use crate::cache::key::content_hash;
+use crate::cache::{CacheKey, KeyBuilder, Lookup, Made};
 use crate::load::{self, blocking};
+
+/// The slideshow's version in cache keys: bump the revision when the video
+/// made of the same images and settings changes.
+const VIDEO_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+video.1");
 use crate::{Progress, StageContext, StageError, Timed};
 
-/// A video already on its way (see [`video`]).
-pub type PendingVideo<'a> = Pin<Box<dyn Future<Output = Result<VideoOutput, StageError>> + Send + 'a>>;
+/// A video already on its way (see [`video`]), and whether it was reused.
+pub type PendingVideo<'a> =
+    Pin<Box<dyn Future<Output = Result<(VideoOutput, bool), StageError>> + Send + 'a>>;
 
 /// Makes the video and the report of a finished set of images.
 pub async fn run(
@@ -33,14 +44,59 @@ pub async fn run(
     run_with_video(ctx, blobs, state, progress, None).await
 }
 
-/// Makes the video of `variations` alone: decodes them and renders the slideshow.
+/// Makes the video of `variations` alone: decodes them and renders the
+/// slideshow, or reuses the video of the same images (true).
 pub async fn video(
     ctx: &StageContext,
     blobs: &JobBlobs,
     variations: &[Variation],
-) -> Result<VideoOutput, StageError> {
-    let images = load_all(ctx, blobs, variations).await?;
-    make_video(ctx, blobs, images).await
+    bypass_cache: bool,
+) -> Result<(VideoOutput, bool), StageError> {
+    let bytes = fetch_all(blobs, variations).await?;
+    cached_video(ctx, blobs, bytes, None, bypass_cache).await
+}
+
+/// The video cache key: every image's content in order, the video settings
+/// and the encoder's version.
+async fn video_key(ctx: &StageContext, images: &[Bytes]) -> Result<Option<CacheKey>, StageError> {
+    if !ctx.cache.enabled() {
+        return Ok(None);
+    }
+    let hashes = try_join_all(images.iter().map(|b| content_hash(b.clone()))).await?;
+    Ok(Some(
+        KeyBuilder::new(Stage::PostProcessing)
+            .part("images", hashes.join(","))
+            .part("video", format!("{:?}", ctx.settings.video))
+            .part("encoder", VIDEO_VERSION)
+            .finish(),
+    ))
+}
+
+/// The video of the images in `bytes` (already decoded in `images` when
+/// given), reused when the cache has it.
+async fn cached_video(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    bytes: Vec<Bytes>,
+    images: Option<Vec<RgbImage>>,
+    bypass: bool,
+) -> Result<(VideoOutput, bool), StageError> {
+    let key = video_key(ctx, &bytes).await?;
+    let lookup = Lookup {
+        key: key.as_ref(),
+        target: keys::VIDEO,
+        ext: "mp4",
+        bypass,
+    };
+    ctx.cache
+        .reuse_or_make(blobs, lookup, move || async move {
+            let images = match images {
+                Some(images) => images,
+                None => decode_all(ctx, bytes).await?,
+            };
+            Ok(Made::reusable(make_video(ctx, blobs, images).await?))
+        })
+        .await
 }
 
 /// [`run`], with the video already started elsewhere when `video` is given (then
@@ -58,7 +114,8 @@ pub async fn run_with_video(
         return Ok(Timed::since(started, 0.0, PostOutput::default()));
     }
     progress.stage_started(Stage::PostProcessing, 2);
-    let images = load_all(ctx, blobs, &state.variations).await?;
+    let bytes = fetch_all(blobs, &state.variations).await?;
+    let images = decode_all(ctx, bytes.clone()).await?;
     // Thumbnails first (cheap), so the video can then own the full images.
     let height = ctx.settings.report.thumbnail_height;
     let (images, thumbs) = blocking("thumbnails", move || {
@@ -78,7 +135,7 @@ pub async fn run_with_video(
                     drop(images);
                     pending.await?
                 }
-                None => make_video(ctx, blobs, images).await?,
+                None => cached_video(ctx, blobs, bytes, Some(images), state.cache.bypassed).await?,
             };
             progress.item_done(Stage::PostProcessing);
             Ok::<_, StageError>(out)
@@ -89,6 +146,7 @@ pub async fn run_with_video(
             Ok::<_, StageError>(out)
         }
     )?;
+    let (video, reused) = video;
     Ok(Timed::since(
         started,
         blobs.write_seconds(),
@@ -96,18 +154,19 @@ pub async fn run_with_video(
             video: Some(video),
             report_key: Some(report_key),
         },
-    ))
+    )
+    .reusing([reused]))
 }
 
-async fn load_all(
-    ctx: &StageContext,
-    blobs: &JobBlobs,
-    variations: &[Variation],
-) -> Result<Vec<RgbImage>, StageError> {
+async fn fetch_all(blobs: &JobBlobs, variations: &[Variation]) -> Result<Vec<Bytes>, StageError> {
+    Ok(try_join_all(variations.iter().map(|v| blobs.get(&v.key))).await?)
+}
+
+async fn decode_all(ctx: &StageContext, images: Vec<Bytes>) -> Result<Vec<RgbImage>, StageError> {
     try_join_all(
-        variations
-            .iter()
-            .map(|v| async move { Ok::<_, StageError>(load::image(ctx, blobs, &v.key).await?.rgb) }),
+        images
+            .into_iter()
+            .map(|bytes| async move { Ok::<_, StageError>(load::decode_bytes(ctx, bytes).await?.rgb) }),
     )
     .await
 }

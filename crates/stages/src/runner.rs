@@ -35,17 +35,18 @@ async fn dispatch(
 ) -> Result<(), StageError> {
     // A fresh timer per stage, so `saving` adds each stage's writes exactly once.
     let blobs = &blobs.with_fresh_timer();
+    let bypass = state.cache.bypassed;
     match stage {
         Stage::Analysis => {
-            let t = analysis::run(ctx, blobs, &state.spec, progress).await?;
+            let t = analysis::run(ctx, blobs, &state.spec, bypass, progress).await?;
             record(state, stage, t, |s, out| s.analyses = out);
         }
         Stage::Generation => {
-            let t = generation::run(ctx, blobs, &state.spec, &state.analyses, progress).await?;
+            let t = generation::run(ctx, blobs, &state.spec, &state.analyses, bypass, progress).await?;
             record(state, stage, t, |s, out| s.variations = out);
         }
         Stage::Upscaling => {
-            let t = upscaling::run(ctx, blobs, &state.spec, &state.variations, progress).await?;
+            let t = upscaling::run(ctx, blobs, &state.spec, &state.variations, bypass, progress).await?;
             record(state, stage, t, |s, out| s.upscaled = out);
         }
         Stage::PostProcessing => {
@@ -59,9 +60,11 @@ async fn dispatch(
     Ok(())
 }
 
-/// Stores a stage's output in `state` with `put` and adds its timings.
+/// Stores a stage's output in `state` with `put` and adds its timings and
+/// cache counts.
 pub fn record<T>(state: &mut JobState, stage: Stage, timed: Timed<T>, put: impl FnOnce(&mut JobState, T)) {
     state.times.set(stage, timed.seconds);
+    state.cache.set(stage, timed.cache);
     state.times.saving += timed.saving_seconds;
     put(state, timed.output);
 }
@@ -90,7 +93,8 @@ pub async fn run_job(
     // of waiting for it. Post-processing then makes the report and awaits it.
     let video = state.spec.kind.wants_media().then(|| {
         let (ctx, blobs, variations) = (ctx.clone(), blobs.with_fresh_timer(), state.variations.clone());
-        tokio::spawn(async move { postprocess::video(&ctx, &blobs, &variations).await })
+        let bypass = state.cache.bypassed;
+        tokio::spawn(async move { postprocess::video(&ctx, &blobs, &variations, bypass).await })
     });
     if let Err(e) = run_stage(Stage::Upscaling, ctx, blobs, &mut state, progress).await {
         // Nobody will await the video: stop it rather than store it for a failed job.

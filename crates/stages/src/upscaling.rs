@@ -11,8 +11,12 @@ use atelier_core::pipeline::{Stage, Upscaled, Variation};
 use atelier_core::request::UpscaleFactor;
 use atelier_imaging::encode;
 use atelier_storage::JobBlobs;
+use bytes::Bytes;
 use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
 
+use crate::cache::key::{content_hash, output_request};
+use crate::cache::{CacheKey, KeyBuilder, Lookup, Made};
 use crate::load::{self, blocking};
 use crate::{Progress, StageContext, StageError, Timed};
 
@@ -22,6 +26,7 @@ pub async fn run(
     blobs: &JobBlobs,
     spec: &JobSpec,
     variations: &[Variation],
+    bypass_cache: bool,
     progress: &dyn Progress,
 ) -> Result<Timed<Vec<Upscaled>>, StageError> {
     let started = Instant::now();
@@ -30,29 +35,109 @@ pub async fn run(
         return Ok(Timed::since(started, 0.0, Vec::new()));
     };
     progress.stage_started(Stage::Upscaling, variations.len());
-    let upscaled = try_join_all(variations.iter().map(|variation| async move {
-        let out = upscale_one(ctx, blobs, variation, factor).await?;
-        progress.item_done(Stage::Upscaling);
-        Ok::<_, StageError>(out)
+    let output = output_request(&spec.request);
+    let upscaled = try_join_all(variations.iter().map(|variation| {
+        let output = &output;
+        async move {
+            let out = upscale_one(ctx, blobs, variation, factor, output, bypass_cache).await?;
+            progress.item_done(Stage::Upscaling);
+            Ok::<_, StageError>(out)
+        }
     }))
     .await?;
-    Ok(Timed::since(started, blobs.write_seconds(), upscaled))
+    let (upscaled, hits): (Vec<_>, Vec<_>) = upscaled.into_iter().unzip();
+    Ok(Timed::since(started, blobs.write_seconds(), upscaled).reusing(hits))
 }
 
+/// What the cache keeps of an upscale besides its JPEG.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Enlarged {
+    factor: u32,
+    width: u32,
+    height: u32,
+}
+
+/// The upscaling cache key: the variation's content, the factor, the
+/// upscaler's identity and version, and the encoding (JPEG quality, the
+/// request's `output` choices).
+fn key(ctx: &StageContext, variation_hash: &str, factor: UpscaleFactor, output: &str) -> Option<CacheKey> {
+    Some(
+        KeyBuilder::new(Stage::Upscaling)
+            .part("variation", variation_hash)
+            .part("factor", factor.get().to_string())
+            .part("upscaler", ctx.providers.upscaler.cache_id()?)
+            .part("jpeg_quality", ctx.settings.output.jpeg_quality.to_string())
+            .part("output", output)
+            .finish(),
+    )
+}
+
+/// Upscales one variation, or reuses the upscale of an identical image.
 async fn upscale_one(
     ctx: &StageContext,
     blobs: &JobBlobs,
     variation: &Variation,
     factor: UpscaleFactor,
-) -> Result<Upscaled, StageError> {
+    output: &str,
+    bypass: bool,
+) -> Result<(Upscaled, bool), StageError> {
+    let started = Instant::now();
+    let key = keys::upscaled(variation.plan.index);
+    let bytes = blobs.get(&variation.key).await?;
+    let cache_key = if ctx.cache.enabled() {
+        self::key(ctx, &content_hash(bytes.clone()).await?, factor, output)
+    } else {
+        None
+    };
+    let lookup = Lookup {
+        key: cache_key.as_ref(),
+        target: &key,
+        ext: "jpg",
+        bypass,
+    };
+    let mut fallback = None;
+    let reason_slot = &mut fallback;
+    let (enlarged, hit) = ctx
+        .cache
+        .reuse_or_make(blobs, lookup, move || async move {
+            let (enlarged, reason) = enlarge(ctx, blobs, variation, factor, bytes, lookup.target).await?;
+            let reusable = reason.is_none();
+            *reason_slot = reason;
+            Ok(Made {
+                meta: enlarged,
+                reusable,
+            })
+        })
+        .await?;
+    Ok((
+        Upscaled {
+            variation: variation.plan.index,
+            key,
+            factor: enlarged.factor,
+            width: enlarged.width,
+            height: enlarged.height,
+            fallback,
+            seconds: started.elapsed().as_secs_f64(),
+        },
+        hit,
+    ))
+}
+
+/// Upscales one variation's `bytes` and stores the result under `key`; the
+/// reason when a fallback made it or the original was kept.
+async fn enlarge(
+    ctx: &StageContext,
+    blobs: &JobBlobs,
+    variation: &Variation,
+    factor: UpscaleFactor,
+    bytes: Bytes,
+    key: &str,
+) -> Result<(Enlarged, Option<String>), StageError> {
     let _slot = ctx
         .upscale_slots
         .acquire()
         .await
         .map_err(|_| StageError::Task("upscale semaphore closed".into()))?;
-    let started = Instant::now();
-    let key = keys::upscaled(variation.plan.index);
-    let bytes = blobs.get(&variation.key).await?;
     let decoded = load::decode_bytes(ctx, bytes.clone()).await?;
     let original = Arc::new(decoded.rgb);
     match ctx
@@ -69,30 +154,24 @@ async fn upscale_one(
             let (width, height) = image.dimensions();
             let quality = ctx.settings.output.jpeg_quality;
             let jpeg = blocking("encode upscale", move || encode::jpeg(&image, quality)).await??;
-            blobs.put(&key, jpeg).await?;
-            Ok(Upscaled {
-                variation: variation.plan.index,
-                key,
+            blobs.put(key, jpeg).await?;
+            let enlarged = Enlarged {
                 factor: factor.get(),
                 width,
                 height,
-                fallback: out.fallback,
-                seconds: started.elapsed().as_secs_f64(),
-            })
+            };
+            Ok((enlarged, out.fallback))
         }
         Err(error) => {
             let reason = format!("upscaling failed, original kept: {error}");
             tracing::warn!(variation = variation.plan.index, %error, "upscaling failed; keeping the original");
-            blobs.put(&key, bytes).await?;
-            Ok(Upscaled {
-                variation: variation.plan.index,
-                key,
+            blobs.put(key, bytes).await?;
+            let kept = Enlarged {
                 factor: 1,
                 width: variation.width,
                 height: variation.height,
-                fallback: Some(reason),
-                seconds: started.elapsed().as_secs_f64(),
-            })
+            };
+            Ok((kept, Some(reason)))
         }
     }
 }

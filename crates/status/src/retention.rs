@@ -1,5 +1,6 @@
 //! Retention: finished jobs, their events and their blobs are deleted once
-//! older than `[retention]` says, and expired idempotency keys are cleared.
+//! older than `[retention]` says, result-cache entries once older than
+//! `cache.ttl_days`, and expired idempotency keys are cleared.
 //!
 //! The sweeper runs every `retention.interval_seconds` in the status service
 //! (and so inside `atelier serve`). One sweep at a time, cluster-wide: a sweep
@@ -19,13 +20,15 @@ use atelier_core::clock::now_ms;
 use atelier_core::error::error_chain;
 use atelier_core::job::JobId;
 use atelier_core::keys;
-use atelier_core::settings::RetentionSettings;
+use atelier_core::settings::{CacheSettings, RetentionSettings};
 use atelier_jobs::{JobStoreError, Store};
 use atelier_storage::{BlobStore, StorageError};
 use tokio_util::sync::CancellationToken;
 
 /// Where the services keep jobs' blobs: one folder per job id below it.
 const JOBS_FOLDER: &str = "jobs/";
+/// Where the stages keep the result cache (atelier-stages' `cache::PREFIX`).
+const CACHE_FOLDER: &str = "cache/";
 
 /// What a sweep deletes, and how much at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,17 +37,27 @@ pub struct RetentionPolicy {
     pub jobs_max_age_ms: Option<u64>,
     /// Finished jobs' blobs older than this go; `None` = kept.
     pub blobs_max_age_ms: Option<u64>,
+    /// Result-cache entries written longer ago than this go; `None` = kept.
+    /// No job points into the cache (a hit is copied into the job), so age
+    /// alone decides.
+    pub cache_max_age_ms: Option<u64>,
     /// Jobs deleted per round trip.
     pub batch_size: u32,
 }
 
-impl From<&RetentionSettings> for RetentionPolicy {
-    fn from(s: &RetentionSettings) -> Self {
+impl RetentionPolicy {
+    /// The policy of `[retention]` and `[cache]`.
+    pub fn new(retention: &RetentionSettings, cache: &CacheSettings) -> Self {
         Self {
-            jobs_max_age_ms: s.jobs_max_age_ms(),
-            blobs_max_age_ms: s.blobs_max_age_ms(),
-            batch_size: s.batch_size,
+            jobs_max_age_ms: retention.jobs_max_age_ms(),
+            blobs_max_age_ms: retention.blobs_max_age_ms(),
+            cache_max_age_ms: cache.max_age_ms(),
+            batch_size: retention.batch_size,
         }
+    }
+
+    fn keeps_everything(&self) -> bool {
+        self.jobs_max_age_ms.is_none() && self.blobs_max_age_ms.is_none() && self.cache_max_age_ms.is_none()
     }
 }
 
@@ -57,6 +70,8 @@ pub struct Swept {
     pub blob_folders: u64,
     /// Blobs deleted in those folders.
     pub blobs: u64,
+    /// Result-cache blobs deleted (records, payloads and lapsed claims).
+    pub cache_blobs: u64,
     /// Expired idempotency keys cleared.
     pub idempotency_keys: u64,
 }
@@ -106,6 +121,11 @@ async fn sweep_locked(
     };
     if let Some(age) = policy.blobs_max_age_ms {
         sweep_blobs(store, blobs, now_ms.saturating_sub(age), &mut swept).await?;
+    }
+    if let Some(age) = policy.cache_max_age_ms {
+        swept.cache_blobs = blobs
+            .delete_older_than(CACHE_FOLDER, now_ms.saturating_sub(age))
+            .await?;
     }
     if let Some(age) = policy.jobs_max_age_ms {
         let cutoff = now_ms.saturating_sub(age);
@@ -166,12 +186,13 @@ pub async fn run_sweeper(
     store: Arc<dyn Store>,
     blobs: BlobStore,
     settings: RetentionSettings,
+    cache: CacheSettings,
     shutdown: CancellationToken,
 ) {
-    let policy = RetentionPolicy::from(&settings);
-    if policy.jobs_max_age_ms.is_none() && policy.blobs_max_age_ms.is_none() {
+    let policy = RetentionPolicy::new(&settings, &cache);
+    if policy.keeps_everything() {
         tracing::info!(
-            "retention: jobs and blobs are kept forever; only expired idempotency keys are cleared"
+            "retention: jobs, blobs and cache entries are kept forever; only expired idempotency keys are cleared"
         );
     }
     let mut tick = tokio::time::interval(Duration::from_secs(settings.interval_seconds));
@@ -186,6 +207,7 @@ pub async fn run_sweeper(
                 jobs = swept.jobs,
                 blob_folders = swept.blob_folders,
                 blobs = swept.blobs,
+                cache_blobs = swept.cache_blobs,
                 idempotency_keys = swept.idempotency_keys,
                 "retention sweep"
             ),

@@ -95,6 +95,7 @@ pub async fn run(
         store.clone(),
         BlobStore::from_url(&settings.blobs.url)?,
         settings.retention.clone(),
+        settings.cache.clone(),
         shutdown.clone(),
     ));
 

@@ -32,6 +32,7 @@ fn policy() -> RetentionPolicy {
     RetentionPolicy {
         jobs_max_age_ms: Some(TTL_MS),
         blobs_max_age_ms: Some(TTL_MS),
+        cache_max_age_ms: Some(TTL_MS),
         batch_size: 2,
     }
 }
@@ -104,6 +105,11 @@ async fn sweeps_old_finished_jobs_only(store: Arc<dyn Store>, other: Arc<dyn Sto
         )
         .await
         .expect("put");
+    // A result-cache entry written now, older than the TTL at the sweep.
+    blobs
+        .put("cache/generation/ab/abcd.json", Bytes::from_static(b"{}"))
+        .await
+        .expect("put");
     let sweep_at = now + TTL_MS + 1_000;
 
     // Another sweeper at work: this one does nothing at all.
@@ -128,6 +134,7 @@ async fn sweeps_old_finished_jobs_only(store: Arc<dyn Store>, other: Arc<dyn Sto
             jobs: 2,
             blob_folders: 3,
             blobs: 5,
+            cache_blobs: 1,
             idempotency_keys: 1,
         }
     );
@@ -140,6 +147,10 @@ async fn sweeps_old_finished_jobs_only(store: Arc<dyn Store>, other: Arc<dyn Sto
         assert!(!folder_exists(dir.path(), gone), "its blobs go");
     }
     assert!(!folder_exists(dir.path(), orphan), "orphaned blobs go");
+    assert!(
+        !dir.path().join("cache/generation/ab/abcd.json").exists(),
+        "old cache entries go"
+    );
     for kept in [running, recent] {
         assert!(store.get(kept).await.expect("get").is_some(), "kept");
         assert!(!store.events(kept).await.expect("events").is_empty());
@@ -161,6 +172,7 @@ async fn sweeps_old_finished_jobs_only(store: Arc<dyn Store>, other: Arc<dyn Sto
     let off = RetentionPolicy {
         jobs_max_age_ms: None,
         blobs_max_age_ms: None,
+        cache_max_age_ms: None,
         batch_size: 10,
     };
     assert_eq!(

@@ -10,7 +10,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use crate::StorageError;
 
@@ -168,6 +168,64 @@ impl BlobStore {
         got.bytes().await.map_err(|e| map_err(key, e))
     }
 
+    /// Stores `bytes` under `key` only if nothing is there yet: `true` when
+    /// this call created it, `false` when a blob was already there. A
+    /// conditional create in the backend (a local file's exclusive create,
+    /// S3's `If-None-Match: *`), so of racing callers across machines exactly
+    /// one wins.
+    pub async fn create(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError> {
+        let path = parse(key)?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .inner
+            .put_opts(&path, PutPayload::from_bytes(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(source) => Err(StorageError::Backend {
+                key: key.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Copies the blob under `from` to `to`, replacing what was there: a hard
+    /// link in a local folder, a server-side copy in S3, so reusing a large
+    /// cached image costs no transfer through this process.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (source, target) = (parse(from)?, parse(to)?);
+        self.inner
+            .copy(&source, &target)
+            .await
+            .map_err(|e| map_err(from, e))
+    }
+
+    /// Deletes the blob under `key`; a missing blob is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = parse(key)?;
+        match self.inner.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err(key, e)),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch when the blob under `key` was last
+    /// written, or `None` when it does not exist.
+    pub async fn modified_ms(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let path = parse(key)?;
+        match self.inner.head(&path).await {
+            Ok(meta) => Ok(Some(
+                u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(map_err(key, e)),
+        }
+    }
+
     /// Size of the blob under `key`, or `None` when it does not exist.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         let path = parse(key)?;
@@ -297,6 +355,34 @@ impl BlobStore {
     }
 }
 
+impl BlobStore {
+    /// Deletes every blob under `prefix` last written before `cutoff_ms`
+    /// (milliseconds since the Unix epoch); returns how many went. For stores
+    /// swept by age (the result cache), where no row says what is current.
+    pub async fn delete_older_than(&self, prefix: &str, cutoff_ms: u64) -> Result<u64, StorageError> {
+        use futures::{StreamExt, TryStreamExt};
+        let path = parse(prefix.trim_end_matches('/'))?;
+        let old = self
+            .inner
+            .list(Some(&path))
+            .try_filter_map(move |meta| {
+                let written = u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0);
+                futures::future::ready(Ok((written < cutoff_ms).then_some(meta.location)))
+            })
+            .boxed();
+        let mut deleted = 0;
+        let mut results = self.inner.delete_stream(old);
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) => deleted += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(map_err(prefix, e)),
+            }
+        }
+        Ok(deleted)
+    }
+}
+
 /// One job's blobs: keys are relative to the job's prefix (`jobs/{id}/` in the
 /// services, empty in `atelier process`). Each view counts the time its writes
 /// took, which becomes the job's `saving` time.
@@ -330,6 +416,22 @@ impl JobBlobs {
     /// Size of the job-relative `key`, `None` when absent.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         self.store.size(&self.full_key(key)).await
+    }
+
+    /// The whole store this view is a part of (the result cache lives beside
+    /// the jobs, under `cache/`).
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Copies the blob under the full key `from` (outside the job, e.g. a
+    /// cache entry) to the job-relative `key`, timed as a write.
+    pub async fn copy_in(&self, from: &str, key: &str) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let result = self.store.copy(from, &self.full_key(key)).await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.write_nanos.fetch_add(nanos, Ordering::Relaxed);
+        result
     }
 
     /// The same blobs with a write timer of its own, so one stage's saving time
@@ -408,6 +510,79 @@ mod tests {
             assert_eq!(store.folders("jobs/").await.expect("folders"), ["b"]);
             assert_eq!(store.size("jobs/b/inputs/0.jpg").await.expect("size"), Some(1));
             assert_eq!(store.size("other/x").await.expect("size"), Some(1));
+        }
+    }
+
+    #[tokio::test]
+    async fn creates_once_copies_and_sweeps_by_age() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for store in [BlobStore::memory(), BlobStore::local(dir.path()).expect("local")] {
+            assert!(
+                store
+                    .create("cache/a.claim", Bytes::from_static(b"1"))
+                    .await
+                    .expect("first")
+            );
+            assert!(
+                !store
+                    .create("cache/a.claim", Bytes::from_static(b"2"))
+                    .await
+                    .expect("second")
+            );
+            assert_eq!(
+                store.get("cache/a.claim").await.expect("get"),
+                Bytes::from_static(b"1")
+            );
+            store
+                .put("cache/x/e.jpg", Bytes::from_static(b"img"))
+                .await
+                .expect("put");
+            let job = store.scoped("jobs/j/");
+            job.copy_in("cache/x/e.jpg", "variations/0.jpg")
+                .await
+                .expect("copy");
+            assert_eq!(
+                job.get("variations/0.jpg").await.expect("copied"),
+                Bytes::from_static(b"img")
+            );
+            assert!(matches!(
+                job.copy_in("cache/x/missing.jpg", "variations/1.jpg").await,
+                Err(StorageError::NotFound { .. })
+            ));
+            let first = store
+                .modified_ms("cache/a.claim")
+                .await
+                .expect("head")
+                .expect("exists");
+            let written = store
+                .modified_ms("cache/x/e.jpg")
+                .await
+                .expect("head")
+                .expect("exists");
+            assert_eq!(
+                store
+                    .delete_older_than("cache/", first)
+                    .await
+                    .expect("none older"),
+                0
+            );
+            assert_eq!(
+                store
+                    .delete_older_than("cache/", written + 1)
+                    .await
+                    .expect("sweep"),
+                2
+            );
+            assert_eq!(store.size("cache/x/e.jpg").await.expect("head"), None);
+            // The job's copy is its own: sweeping the cache leaves it.
+            assert_eq!(
+                job.get("variations/0.jpg").await.expect("kept"),
+                Bytes::from_static(b"img")
+            );
+            store
+                .delete("cache/x/e.jpg")
+                .await
+                .expect("deleting what is gone");
         }
     }
 

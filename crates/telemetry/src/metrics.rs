@@ -29,6 +29,10 @@ pub const PROVIDER_CALL_DURATION: &str = "atelier_provider_call_duration_seconds
 pub const PROVIDER_RETRIES: &str = "atelier_provider_retries_total";
 /// Remote results replaced by the local path, by `provider`, `stage`, `reason`.
 pub const PROVIDER_FALLBACKS: &str = "atelier_provider_fallbacks_total";
+/// Result-cache lookups by the stages, by `stage` (`analysis`, `generation`,
+/// `upscaling`, `post_processing`) and `outcome` (`hit`, `miss`, `bypass`,
+/// `waited`: reused after waiting for another replica's claim).
+pub const CACHE_LOOKUPS: &str = "atelier_cache_lookups_total";
 /// Jobs that ended, by `outcome` (`completed`, `failed`, `cancelled`), as recorded
 /// by the status service.
 pub const JOBS: &str = "atelier_jobs_total";
@@ -104,6 +108,11 @@ fn describe() {
         JOBS_SUBMITTED,
         Unit::Count,
         "Jobs accepted by this gateway, by kind."
+    );
+    describe_counter!(
+        CACHE_LOOKUPS,
+        Unit::Count,
+        "Result-cache lookups of the stages, by stage and outcome (hit, miss, bypass, waited)."
     );
     describe_counter!(
         JOBS_CANCELLED,

@@ -23,6 +23,12 @@ pub fn run(plan: &Plan<'_>, url: &str, body: Vec<u8>) -> anyhow::Result<Report> 
                 .context("--key is not a valid header value")?;
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
+        if !plan.args.reuse {
+            headers.insert(
+                reqwest::header::CACHE_CONTROL,
+                reqwest::header::HeaderValue::from_static("no-cache"),
+            );
+        }
         let client = Client::builder()
             .timeout(plan.timeout)
             .connect_timeout(Duration::from_secs(5))

@@ -3,6 +3,7 @@
 
 use atelier_core::{
     analysis::{BoundingBox, ColorShare, Exposure, GarmentDescription, ImageAnalysis, MaskSource},
+    cache::{CacheCounts, CacheUse},
     job::{JobId, JobKind, JobSpec, StoredInput},
     pipeline::{
         AnalysisOutput, JobState, PostOutput, ProcessingTimes, Upscaled, Variation, VideoOutput,
@@ -151,6 +152,16 @@ pub(crate) fn full_state() -> JobState {
             saving: 0.75,
             total: 1e9 + 0.5,
         },
+        cache: CacheUse {
+            bypassed: true,
+            analysis: CacheCounts { hits: 1, misses: 0 },
+            generation: CacheCounts { hits: 2, misses: 3 },
+            upscaling: CacheCounts { hits: 0, misses: 5 },
+            post_processing: CacheCounts {
+                hits: u32::MAX,
+                misses: 1,
+            },
+        },
     }
 }
 
@@ -168,6 +179,7 @@ pub(crate) fn variants() -> Vec<JobState> {
     sparse.post = PostOutput::default();
     sparse.upscaled.iter_mut().for_each(|u| u.fallback = None);
     sparse.times = ProcessingTimes::default();
+    sparse.cache = CacheUse::default();
     out.push(sparse);
     let mut empty_strings = full.clone();
     empty_strings.spec.request.text = Some(String::new());

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::{ProtoError, v1};
 use atelier_core::{
+    cache::{CacheCounts, CacheUse},
     job::JobSpec,
     pipeline::{AnalysisOutput, JobState, PostOutput, Stage, Upscaled, Variation},
 };
@@ -41,6 +42,7 @@ impl From<&JobState> for v1::JobSnapshot {
             video: state.post.video.as_ref().map(Into::into),
             report_key: state.post.report_key.clone(),
             times: Some(state.times.into()),
+            cache: Some(state.cache.into()),
         }
     }
 }
@@ -61,7 +63,52 @@ impl TryFrom<&v1::JobSnapshot> for JobState {
                 report_key: msg.report_key.clone(),
             },
             times: msg.times.map(Into::into).unwrap_or_default(),
+            cache: msg.cache.map(Into::into).unwrap_or_default(),
         })
+    }
+}
+
+impl From<CacheCounts> for v1::CacheCounts {
+    fn from(c: CacheCounts) -> Self {
+        Self {
+            hits: c.hits,
+            misses: c.misses,
+        }
+    }
+}
+
+impl From<v1::CacheCounts> for CacheCounts {
+    fn from(c: v1::CacheCounts) -> Self {
+        Self {
+            hits: c.hits,
+            misses: c.misses,
+        }
+    }
+}
+
+impl From<CacheUse> for v1::CacheUse {
+    fn from(c: CacheUse) -> Self {
+        Self {
+            bypassed: c.bypassed,
+            analysis: Some(c.analysis.into()),
+            generation: Some(c.generation.into()),
+            upscaling: Some(c.upscaling.into()),
+            post_processing: Some(c.post_processing.into()),
+        }
+    }
+}
+
+/// Absent counts (a sender that left them out) read as zero.
+impl From<v1::CacheUse> for CacheUse {
+    fn from(c: v1::CacheUse) -> Self {
+        let counts = |c: Option<v1::CacheCounts>| c.map(Into::into).unwrap_or_default();
+        Self {
+            bypassed: c.bypassed,
+            analysis: counts(c.analysis),
+            generation: counts(c.generation),
+            upscaling: counts(c.upscaling),
+            post_processing: counts(c.post_processing),
+        }
     }
 }
 

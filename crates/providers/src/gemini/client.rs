@@ -43,6 +43,16 @@ pub struct GeminiClient {
 }
 
 impl GeminiClient {
+    /// The model answering (`gemini-…`), for the result cache's keys.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The sampling settings that shape its answers, for the cache's keys.
+    pub fn sampling(&self) -> (u32, f32) {
+        (self.max_output_tokens, self.temperature)
+    }
+
     /// A client from `[providers.gemini]`; fails when no key is configured.
     pub fn new(s: &GeminiSettings) -> Result<Self, ProviderError> {
         let http = s.http();

@@ -88,6 +88,20 @@ impl Analyzer for GeminiAnalyzer {
         "gemini"
     }
 
+    /// The model, its sampling and prompt settings, and the local analysis
+    /// it enriches. Answers without Gemini's part (a tolerated failure) are
+    /// not cached: the stage skips analyses whose `ai` is missing.
+    fn cache_id(&self) -> Option<String> {
+        Some(format!(
+            "gemini/{}/{:?}/side={}/q={}+{}",
+            self.client.model(),
+            self.client.sampling(),
+            self.max_inline_side,
+            self.jpeg_quality,
+            self.local.cache_id()?
+        ))
+    }
+
     async fn analyze(&self, input: AnalyzeInput) -> Result<Analyzed, ProviderError> {
         let rgb = Arc::clone(&input.rgb);
         let context = input.context.clone();

@@ -34,6 +34,16 @@ impl Analyzer for LocalAnalyzer {
         "local"
     }
 
+    /// Pixels only: the request's product type, gender, view and text do not
+    /// change a local analysis.
+    fn uses_context(&self) -> bool {
+        false
+    }
+
+    fn cache_id(&self) -> Option<String> {
+        Some(format!("local/{}/{:?}", super::VERSION, self.settings))
+    }
+
     async fn analyze(&self, input: AnalyzeInput) -> Result<Analyzed, ProviderError> {
         let settings = self.settings.clone();
         cpu::blocking("local analyzer", move || {

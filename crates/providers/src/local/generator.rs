@@ -28,6 +28,16 @@ impl Generator for LocalGenerator {
         "local"
     }
 
+    fn cache_id(&self) -> Option<String> {
+        Some(format!("local/{}/{:?}", super::VERSION, self.settings))
+    }
+
+    /// Only scenes are seeded: white and plain backgrounds are the same for
+    /// every seed, so they are shared across jobs.
+    fn uses_seed(&self, background: BackgroundKind) -> bool {
+        background == BackgroundKind::Random
+    }
+
     async fn generate(&self, input: GenerateInput) -> Result<RgbImage, ProviderError> {
         let background = match input.plan.background {
             BackgroundKind::White => Background::White,

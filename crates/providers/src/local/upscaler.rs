@@ -34,6 +34,10 @@ impl Upscaler for LocalUpscaler {
         "local"
     }
 
+    fn cache_id(&self) -> Option<String> {
+        Some(format!("local/{}/sharpen={:?}", super::VERSION, self.sharpen))
+    }
+
     async fn upscale(
         &self,
         image: Arc<RgbImage>,

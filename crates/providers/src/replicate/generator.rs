@@ -45,6 +45,11 @@ impl Generator for ReplicateGenerator {
         "replicate"
     }
 
+    /// Model, version and every input mapping (a new version misses).
+    fn cache_id(&self) -> Option<String> {
+        Some(format!("replicate/{:?}/q={}", self.model, self.jpeg_quality))
+    }
+
     async fn generate(&self, input: GenerateInput) -> Result<RgbImage, ProviderError> {
         let m = &self.model;
         let quality = self.jpeg_quality;

@@ -82,6 +82,12 @@ impl Upscaler for ReplicateUpscaler {
         "replicate"
     }
 
+    /// Model, version and input mapping; the fallback's output says so and
+    /// is not cached.
+    fn cache_id(&self) -> Option<String> {
+        Some(format!("replicate/{:?}/q={}", self.model, self.jpeg_quality))
+    }
+
     async fn upscale(
         &self,
         image: Arc<RgbImage>,
