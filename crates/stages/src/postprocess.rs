@@ -107,7 +107,8 @@ async fn load_all(
     try_join_all(
         variations
             .iter()
-            .map(|v| async move { Ok::<_, StageError>(load::image(ctx, blobs, &v.key).await?.rgb) }),
+            // A transparent cut-out is shown on white in the slideshow and report.
+            .map(|v| async move { Ok::<_, StageError>(load::image(ctx, blobs, &v.key).await?.on_white()) }),
     )
     .await
 }

@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use atelier_core::job::JobSpec;
 use atelier_core::keys;
+use atelier_core::output::OutputSpec;
 use atelier_core::pipeline::{Stage, Upscaled, Variation};
 use atelier_core::request::UpscaleFactor;
-use atelier_imaging::encode;
+use atelier_imaging::encode::{self, Pixels};
+use atelier_imaging::upscale;
 use atelier_storage::JobBlobs;
 use futures::future::try_join_all;
 
@@ -29,9 +31,13 @@ pub async fn run(
         progress.stage_started(Stage::Upscaling, 0);
         return Ok(Timed::since(started, 0.0, Vec::new()));
     };
+    let output = spec
+        .request
+        .output_spec(&ctx.settings)
+        .map_err(|e| StageError::State(format!("the request's output no longer fits the settings: {e}")))?;
     progress.stage_started(Stage::Upscaling, variations.len());
     let upscaled = try_join_all(variations.iter().map(|variation| async move {
-        let out = upscale_one(ctx, blobs, variation, factor).await?;
+        let out = upscale_one(ctx, blobs, variation, factor, output).await?;
         progress.item_done(Stage::Upscaling);
         Ok::<_, StageError>(out)
     }))
@@ -44,6 +50,7 @@ async fn upscale_one(
     blobs: &JobBlobs,
     variation: &Variation,
     factor: UpscaleFactor,
+    output: OutputSpec,
 ) -> Result<Upscaled, StageError> {
     let _slot = ctx
         .upscale_slots
@@ -51,9 +58,14 @@ async fn upscale_one(
         .await
         .map_err(|_| StageError::Task("upscale semaphore closed".into()))?;
     let started = Instant::now();
-    let key = keys::upscaled(variation.plan.index);
+    // The variation's own extension: the format it was stored in.
+    let ext = variation.key.rsplit_once('.').map_or(output.format.extension(), |(_, ext)| ext);
+    let key = keys::upscaled(variation.plan.index, ext);
     let bytes = blobs.get(&variation.key).await?;
     let decoded = load::decode_bytes(ctx, bytes.clone()).await?;
+    // Upscalers enlarge colour; a cut-out's alpha is enlarged here, to the
+    // colour's size, and joined again so the upscale keeps its transparency.
+    let alpha = decoded.alpha;
     let original = Arc::new(decoded.rgb);
     match ctx
         .providers
@@ -67,9 +79,23 @@ async fn upscale_one(
                 tracing::warn!(variation = variation.plan.index, %reason, "upscaled by the fallback");
             }
             let (width, height) = image.dimensions();
-            let quality = ctx.settings.output.jpeg_quality;
-            let jpeg = blocking("encode upscale", move || encode::jpeg(&image, quality)).await??;
-            blobs.put(&key, jpeg).await?;
+            let (format, quality) = (output.format, output.quality);
+            let encoded = blocking("encode upscale", move || {
+                let pixels = match alpha {
+                    None => Pixels::Rgb(image),
+                    Some(alpha) => {
+                        let alpha = upscale::alpha(&alpha, width, height)?;
+                        let mut rgba = image::RgbaImage::new(width, height);
+                        for ((o, c), a) in rgba.pixels_mut().zip(image.pixels()).zip(alpha.iter()) {
+                            o.0 = [c.0[0], c.0[1], c.0[2], *a];
+                        }
+                        Pixels::Rgba(rgba)
+                    }
+                };
+                encode::encode(&pixels, format, quality)
+            })
+            .await??;
+            blobs.put(&key, encoded).await?;
             Ok(Upscaled {
                 variation: variation.plan.index,
                 key,
