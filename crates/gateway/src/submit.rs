@@ -150,6 +150,9 @@ async fn submit(
         inline,
         fingerprint,
     } = tokio::task::spawn_blocking(move || parse_and_take_inputs(body, max_input)).await??;
+    // The output's size against the configured bounds (the shape was checked
+    // while parsing; the stages resolve the same request again).
+    request.output_spec(&app.settings)?;
     let respond_async = wants_async(headers, &query);
     let idempotency_key = idempotency_key(headers)?;
     if let Some(key) = &idempotency_key
