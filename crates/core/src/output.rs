@@ -136,7 +136,9 @@ impl std::str::FromStr for Preset {
         [Self::Default, Self::Amazon, Self::Shopify, Self::Zalando]
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown preset `{s}`, expected one of: default, amazon, shopify, zalando"))
+            .ok_or_else(|| {
+                format!("unknown preset `{s}`, expected one of: default, amazon, shopify, zalando")
+            })
     }
 }
 
@@ -263,12 +265,18 @@ impl OutputOptions {
         if let Some(m) = self.margin
             && !(0.0..=MAX_MARGIN).contains(&m)
         {
-            return Err(invalid("margin", format!("must be between 0 and {MAX_MARGIN}, got {m}")));
+            return Err(invalid(
+                "margin",
+                format!("must be between 0 and {MAX_MARGIN}, got {m}"),
+            ));
         }
         if let Some(c) = &self.background_color
             && parse_hex_color(c).is_none()
         {
-            return Err(invalid("backgroundColor", format!("must be a hex colour #RRGGBB, got {c:?}")));
+            return Err(invalid(
+                "backgroundColor",
+                format!("must be a hex colour #RRGGBB, got {c:?}"),
+            ));
         }
         if self.transparent == Some(true) && self.format.unwrap_or_default() == ImageFormat::Jpeg {
             return Err(invalid(
@@ -313,7 +321,10 @@ impl OutputOptions {
         if width.min(height) < output.min_side {
             return Err(invalid(
                 field,
-                format!("{width}x{height} is too small: at least {} px a side", output.min_side),
+                format!(
+                    "{width}x{height} is too small: at least {} px a side",
+                    output.min_side
+                ),
             ));
         }
         if let Some(factor) = upscale {
@@ -363,7 +374,18 @@ mod tests {
     fn sizes_and_colours_parse_strictly() {
         assert_eq!(parse_size("1200x1600"), Some((1200, 1600)));
         assert_eq!(parse_size("10X20"), Some((10, 20)));
-        for bad in ["", "x", "12x", "0x10", "-1x10", "1.5x2", "12 x 16", "12x16x2", "99999999999x1", "+1x2"] {
+        for bad in [
+            "",
+            "x",
+            "12x",
+            "0x10",
+            "-1x10",
+            "1.5x2",
+            "12 x 16",
+            "12x16x2",
+            "99999999999x1",
+            "+1x2",
+        ] {
             assert_eq!(parse_size(bad), None, "{bad}");
         }
         assert_eq!(parse_hex_color("#F4f1eC"), Some([0xF4, 0xF1, 0xEC]));
@@ -400,7 +422,10 @@ mod tests {
         assert!((1.0 - 2.0 * amazon.margin - AMAZON_FILL).abs() < 1e-6);
         assert_eq!(amazon.background, Some([255, 255, 255]));
         let shopify = resolve(r#"{"preset":"shopify","format":"png"}"#).expect("shopify");
-        assert_eq!((shopify.width, shopify.height, shopify.format), (2048, 2048, ImageFormat::Png));
+        assert_eq!(
+            (shopify.width, shopify.height, shopify.format),
+            (2048, 2048, ImageFormat::Png)
+        );
         let zalando = resolve(r#"{"preset":"zalando","margin":0.2}"#).expect("zalando");
         assert_eq!((zalando.width, zalando.height, zalando.margin), (1800, 2400, 0.2));
         let own = resolve(r##"{"size":"800x600","backgroundColor":"#102030","quality":70}"##).expect("own");
@@ -426,7 +451,11 @@ mod tests {
         for (json, field) in cases {
             assert_eq!(resolve(json).unwrap_err().field, field, "{json}");
         }
-        assert!(resolve(r#"{"transparent":true,"format":"webp"}"#).expect("webp").transparent);
+        assert!(
+            resolve(r#"{"transparent":true,"format":"webp"}"#)
+                .expect("webp")
+                .transparent
+        );
         let s = Settings::defaults();
         let big = opts(r#"{"preset":"shopify"}"#);
         let err = OutputOptions::resolve(Some(&big), &s.generation, &s.output, Some(u32::MAX)).unwrap_err();

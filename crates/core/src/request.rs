@@ -456,8 +456,14 @@ mod tests {
                 "upscaleFactor",
             ),
             (format!(r#"{{"inputImages":[{base}],"priority":10}}"#), "priority"),
-            (format!(r#"{{"inputImages":[{base}],"seed":9007199254740992}}"#), "seed"),
-            (format!(r#"{{"inputImages":[{base}],"output":{{"quality":0}}}}"#), "output.quality"),
+            (
+                format!(r#"{{"inputImages":[{base}],"seed":9007199254740992}}"#),
+                "seed",
+            ),
+            (
+                format!(r#"{{"inputImages":[{base}],"output":{{"quality":0}}}}"#),
+                "output.quality",
+            ),
             (format!(r#"{{"inputImages":[{base}],"text":"a\u0000b"}}"#), "text"),
             (
                 r#"{"inputImages":[{"url":"https://a/\u0007b.jpg","backgrounds":[1,0,0]}]}"#.to_string(),

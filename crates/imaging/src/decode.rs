@@ -393,7 +393,8 @@ mod tests {
 
     #[test]
     fn transparency_composites_on_white_and_rejoins() {
-        let rgba = image::RgbaImage::from_fn(3, 1, |x, _| image::Rgba([0, 100, 200, [0, 128, 255][x as usize]]));
+        let rgba =
+            image::RgbaImage::from_fn(3, 1, |x, _| image::Rgba([0, 100, 200, [0, 128, 255][x as usize]]));
         let (rgb, alpha) = split_alpha(DynamicImage::ImageRgba8(rgba.clone()));
         let decoded = Decoded {
             rgb,

@@ -37,9 +37,11 @@ pub fn encode(pixels: &Pixels, format: ImageFormat, quality: u8) -> Result<Vec<u
         Pixels::Rgb(img) => (img.as_raw(), ExtendedColorType::Rgb8),
         Pixels::Rgba(img) => (img.as_raw(), ExtendedColorType::Rgba8),
     };
-    let err = |format: &'static str| move |e: image::ImageError| ImagingError::Encode {
-        format,
-        message: e.to_string(),
+    let err = |format: &'static str| {
+        move |e: image::ImageError| ImagingError::Encode {
+            format,
+            message: e.to_string(),
+        }
     };
     match (format, pixels) {
         (ImageFormat::Jpeg, Pixels::Rgb(img)) => jpeg(img, quality),
@@ -126,13 +128,23 @@ mod tests {
 
     #[test]
     fn png_and_webp_are_lossless_with_and_without_alpha() {
-        let rgba = RgbaImage::from_fn(33, 21, |x, y| image::Rgba([(x * 7) as u8, (y * 9) as u8, 200, (x * y) as u8]));
+        let rgba = RgbaImage::from_fn(33, 21, |x, y| {
+            image::Rgba([(x * 7) as u8, (y * 9) as u8, 200, (x * y) as u8])
+        });
         let rgb = image::DynamicImage::ImageRgba8(rgba.clone()).to_rgb8();
         for format in [ImageFormat::Png, ImageFormat::Webp] {
             let bytes = encode(&Pixels::Rgba(rgba.clone()), format, 1).expect("encode rgba");
-            assert_eq!(image::load_from_memory(&bytes).expect("decode").to_rgba8(), rgba, "{format:?}");
+            assert_eq!(
+                image::load_from_memory(&bytes).expect("decode").to_rgba8(),
+                rgba,
+                "{format:?}"
+            );
             let bytes = encode(&Pixels::Rgb(rgb.clone()), format, 1).expect("encode rgb");
-            assert_eq!(image::load_from_memory(&bytes).expect("decode").to_rgb8(), rgb, "{format:?}");
+            assert_eq!(
+                image::load_from_memory(&bytes).expect("decode").to_rgb8(),
+                rgb,
+                "{format:?}"
+            );
         }
         let png = encode(&Pixels::Rgb(rgb.clone()), ImageFormat::Png, 90).expect("png");
         assert_eq!(&png[..4], b"\x89PNG");

@@ -103,12 +103,7 @@ pub fn render_transparent(
     let placement = Placement::compute(src, mask, analysis, &canvas)?;
     let cutout = composite::cut_out(src, mask, &placement, canvas.feather)?;
     let mut out = RgbaImage::from_pixel(canvas.width, canvas.height, image::Rgba([255, 255, 255, 0]));
-    for (dy, (crow, arow)) in cutout
-        .color
-        .rows()
-        .zip(cutout.alpha.rows())
-        .enumerate()
-    {
+    for (dy, (crow, arow)) in cutout.color.rows().zip(cutout.alpha.rows()).enumerate() {
         let y = cutout.y + dy as u32;
         if y >= canvas.height {
             break;
@@ -411,7 +406,11 @@ mod tests {
         // A dark 40×60 block on a light 100×100 photo, its mask exact.
         let inside = |x: u32, y: u32| (30..70).contains(&x) && (20..80).contains(&y);
         let src = RgbImage::from_fn(100, 100, |x, y| {
-            if inside(x, y) { image::Rgb([40, 50, 120]) } else { image::Rgb([230, 230, 230]) }
+            if inside(x, y) {
+                image::Rgb([40, 50, 120])
+            } else {
+                image::Rgb([230, 230, 230])
+            }
         });
         let mask = GrayImage::from_fn(100, 100, |x, y| image::Luma([if inside(x, y) { 255 } else { 0 }]));
         let bbox = BoundingBox {
@@ -450,7 +449,10 @@ mod tests {
         }
         // Height is the tighter axis: the garment spans 80 % of it, 10 % each side.
         let (top, bottom) = extent((0..200).map(|y| (0..300).any(|x| out.get_pixel(x, y).0[3] > 127)));
-        assert!((top as i32 - 20).abs() <= 2 && (bottom as i32 - 179).abs() <= 2, "{top}..{bottom}");
+        assert!(
+            (top as i32 - 20).abs() <= 2 && (bottom as i32 - 179).abs() <= 2,
+            "{top}..{bottom}"
+        );
         let centre = out.get_pixel(150, 100).0;
         assert_eq!(centre[3], 255);
         assert!(centre[2] > centre[0], "garment colour kept: {centre:?}");
@@ -459,7 +461,14 @@ mod tests {
     #[test]
     fn a_chosen_colour_fills_the_background() {
         let (src, mask, a) = photo();
-        let out = render(&src, &mask, &a, Background::Color([16, 32, 48]), &settings(120, 160, 0.2)).expect("render");
+        let out = render(
+            &src,
+            &mask,
+            &a,
+            Background::Color([16, 32, 48]),
+            &settings(120, 160, 0.2),
+        )
+        .expect("render");
         assert_eq!(out.get_pixel(0, 0).0, [16, 32, 48]);
         assert_eq!(out.get_pixel(119, 159).0, [16, 32, 48]);
     }

@@ -7,7 +7,9 @@ use std::time::Instant;
 use atelier_core::job::JobSpec;
 use atelier_core::keys;
 use atelier_core::output::OutputSpec;
-use atelier_core::pipeline::{AnalysisOutput, Stage, Variation, VariationPlan, plan_variations, variation_seed};
+use atelier_core::pipeline::{
+    AnalysisOutput, Stage, Variation, VariationPlan, plan_variations, variation_seed,
+};
 use atelier_core::request::BackgroundKind;
 use atelier_core::settings::GenerationSettings;
 use atelier_imaging::encode::{self, Pixels};
@@ -132,19 +134,22 @@ async fn render_one(
                     text: spec.request.text.clone(),
                 },
             };
-            let image = ctx
-                .providers
-                .generator
-                .generate(input)
-                .await
-                .map_err(|error| StageError::Provider {
-                    stage: "generation",
-                    error,
-                })?;
+            let image =
+                ctx.providers
+                    .generator
+                    .generate(input)
+                    .await
+                    .map_err(|error| StageError::Provider {
+                        stage: "generation",
+                        error,
+                    })?;
             Pixels::Rgb(if image.dimensions() == (output.width, output.height) {
                 image
             } else {
-                blocking("fit variation", move || resize::cover(&image, output.width, output.height)).await??
+                blocking("fit variation", move || {
+                    resize::cover(&image, output.width, output.height)
+                })
+                .await??
             })
         }
     };

@@ -59,7 +59,10 @@ async fn upscale_one(
         .map_err(|_| StageError::Task("upscale semaphore closed".into()))?;
     let started = Instant::now();
     // The variation's own extension: the format it was stored in.
-    let ext = variation.key.rsplit_once('.').map_or(output.format.extension(), |(_, ext)| ext);
+    let ext = variation
+        .key
+        .rsplit_once('.')
+        .map_or(output.format.extension(), |(_, ext)| ext);
     let key = keys::upscaled(variation.plan.index, ext);
     let bytes = blobs.get(&variation.key).await?;
     let decoded = load::decode_bytes(ctx, bytes.clone()).await?;

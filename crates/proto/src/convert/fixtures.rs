@@ -188,7 +188,11 @@ pub(crate) fn variants() -> Vec<JobState> {
     empty_strings.post.report_key = Some(String::new());
     empty_strings.upscaled[0].fallback = Some(String::new());
     out.push(empty_strings);
-    for (format, preset) in [(ImageFormat::Jpeg, Preset::Default), (ImageFormat::Png, Preset::Amazon), (ImageFormat::Webp, Preset::Shopify)] {
+    for (format, preset) in [
+        (ImageFormat::Jpeg, Preset::Default),
+        (ImageFormat::Png, Preset::Amazon),
+        (ImageFormat::Webp, Preset::Shopify),
+    ] {
         let mut s = full.clone();
         s.spec.request.output = Some(OutputOptions {
             format: Some(format),

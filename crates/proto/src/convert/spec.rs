@@ -77,16 +77,10 @@ impl TryFrom<&v1::OutputOptions> for OutputOptions {
     type Error = ProtoError;
     fn try_from(msg: &v1::OutputOptions) -> Result<Self, ProtoError> {
         Ok(Self {
-            format: msg
-                .format
-                .map(|f| WireEnum::from_wire(f, "format"))
-                .transpose()?,
+            format: msg.format.map(|f| WireEnum::from_wire(f, "format")).transpose()?,
             quality: msg.quality.map(|q| to_u8(q, "quality")).transpose()?,
             size: msg.size.clone(),
-            preset: msg
-                .preset
-                .map(|p| WireEnum::from_wire(p, "preset"))
-                .transpose()?,
+            preset: msg.preset.map(|p| WireEnum::from_wire(p, "preset")).transpose()?,
             margin: msg.margin,
             background_color: msg.background_color.clone(),
             transparent: msg.transparent,
