@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use atelier_core::CoreError;
+use atelier_core::output::{ImageFormat, Preset};
 use atelier_core::request::{Gender, ProductType, UpscaleFactor, View};
 use atelier_core::settings::{AnalyzerKind, GeneratorKind, Settings, UpscalerKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -203,6 +204,21 @@ pub struct ProcessArgs {
     /// Images only (the /generate/image flavour): no video, no report.
     #[arg(long)]
     pub images_only: bool,
+    /// Image format: jpeg (default), png or webp (the request's `output.format`).
+    #[arg(long)]
+    pub format: Option<ImageFormat>,
+    /// Marketplace canvas: default, amazon, shopify or zalando (`output.preset`).
+    #[arg(long, conflicts_with = "size")]
+    pub preset: Option<Preset>,
+    /// Canvas size WxH, e.g. 1200x1600 (`output.size`).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// A cut-out with alpha and no background; needs --format png or webp.
+    #[arg(long)]
+    pub transparent: bool,
+    /// Seed of the random backgrounds: the same seed, the same scenes.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Analysis backend (overrides providers.analyzer).
     #[arg(long, value_enum)]
     pub analyzer: Option<AnalyzerChoice>,

@@ -119,6 +119,8 @@ pub(crate) fn request_body(photo: &[u8], mime: &str, args: &BenchArgs) -> anyhow
         priority: None,
         callback_url: None,
         callback_events: None,
+        seed: None,
+        output: None,
     };
     request
         .validate()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use atelier_core::job::{JobId, JobKind, JobSpec, StoredInput};
 use atelier_core::keys;
+use atelier_core::output::OutputOptions;
 use atelier_core::request::{GenerateRequest, InputImage};
 use atelier_core::settings::Settings;
 use atelier_imaging::decode;
@@ -24,6 +25,9 @@ use crate::bars::{Bars, timings_table};
 pub fn run(mut settings: Settings, args: ProcessArgs) -> anyhow::Result<()> {
     args.apply_providers(&mut settings)?;
     let request = build_request(&args)?;
+    request
+        .output_spec(&settings)
+        .map_err(|e| anyhow::anyhow!("{}: {}", option_of(&e.field), e.message))?;
     let kind = if args.images_only {
         JobKind::Images
     } else {
@@ -118,18 +122,40 @@ fn build_request(args: &ProcessArgs) -> anyhow::Result<GenerateRequest> {
         priority: None,
         callback_url: None,
         callback_events: None,
+        seed: args.seed,
+        output: (args.format.is_some() || args.preset.is_some() || args.size.is_some() || args.transparent)
+            .then(|| OutputOptions {
+                format: args.format,
+                preset: args.preset,
+                size: args.size.clone(),
+                transparent: args.transparent.then_some(true),
+                ..OutputOptions::default()
+            }),
     };
     request.validate().map_err(|e| {
         let option = match e.field.as_str() {
-            "text" => "--text",
-            f if f.ends_with("backgrounds") => "--backgrounds",
             "inputImages" if args.inputs.len() > atelier_core::request::MAX_INPUT_IMAGES => "IMAGE",
             "inputImages" => "--backgrounds",
-            _ => "arguments",
+            other => option_of(other),
         };
         anyhow::anyhow!("{option}: {}", e.message)
     })?;
     Ok(request)
+}
+
+/// The command-line option behind a request field.
+fn option_of(field: &str) -> &'static str {
+    match field {
+        "text" => "--text",
+        f if f.ends_with("backgrounds") => "--backgrounds",
+        "seed" => "--seed",
+        "output.format" => "--format",
+        "output.preset" => "--preset",
+        "output.size" => "--size",
+        "output.transparent" => "--transparent",
+        "upscaleFactor" => "--upscale",
+        _ => "arguments",
+    }
 }
 
 /// Reads a file, refusing it before reading when it is over `max_bytes`.

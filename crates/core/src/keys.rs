@@ -26,14 +26,15 @@ pub fn mask(n: usize) -> String {
     format!("masks/{n}.png")
 }
 
-/// Variation `n` of the job (global index over all inputs).
-pub fn variation(n: usize) -> String {
-    format!("variations/{n}.jpg")
+/// Variation `n` of the job (global index over all inputs), with the
+/// extension of its format (`jpg`, `png`, `webp`).
+pub fn variation(n: usize, ext: &str) -> String {
+    format!("variations/{n}.{ext}")
 }
 
-/// Upscaled copy of variation `n`.
-pub fn upscaled(n: usize) -> String {
-    format!("upscaled/{n}.jpg")
+/// Upscaled copy of variation `n`, in the variation's format.
+pub fn upscaled(n: usize, ext: &str) -> String {
+    format!("upscaled/{n}.{ext}")
 }
 
 /// The job's slideshow video.

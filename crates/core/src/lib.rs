@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod job;
 pub mod keys;
+pub mod output;
 pub mod pipeline;
 pub mod request;
 pub mod response;

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::ImageAnalysis;
 use crate::cache::CacheUse;
-use crate::job::JobSpec;
-use crate::request::{BackgroundKind, GenerateRequest, View};
+use crate::job::{JobId, JobSpec};
+use crate::request::{BackgroundKind, GenerateRequest, MAX_SEED, View};
 
 /// The four stages, in pipeline order.
 #[derive(
@@ -117,11 +117,30 @@ pub fn plan_variations(request: &GenerateRequest) -> Vec<VariationPlan> {
     plans
 }
 
+/// The seed variation `plan` of job `job` is rendered with: the one place it
+/// is computed (generation uses it; the cache keys on it).
+///
+/// With the request's `seed`, the n-th variation of a kind of one input gets
+/// `seed + n` (so a reported seed sent back with one random background gives
+/// that very scene again, and the views of one garment share their scenes).
+/// Without, it is derived from the job id and the variation's index, so every
+/// job gets fresh scenes, as before. Always at most [`MAX_SEED`], so the
+/// reported value survives any JSON client.
+pub fn variation_seed(job: &JobId, request_seed: Option<u64>, plan: &VariationPlan) -> u64 {
+    match request_seed {
+        Some(seed) => seed.wrapping_add(u64::from(plan.ordinal)) & MAX_SEED,
+        None => job.seed(plan.index as u64) & MAX_SEED,
+    }
+}
+
 /// A rendered variation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Variation {
     #[serde(flatten)]
     pub plan: VariationPlan,
+    /// The seed of its random (scene) background; `None` for white and plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Blob key relative to the job prefix.
     pub key: String,
     pub width: u32,
@@ -279,6 +298,30 @@ mod tests {
     }
 
     #[test]
+    fn seeds_follow_the_request_or_the_job() {
+        let job: JobId = "0190f5c4-7b2a-7cc0-9a51-3f4f0e2d9c11".parse().expect("uuid");
+        let other: JobId = "0190f5c4-7b2a-7cc0-9a51-3f4f0e2d9c12".parse().expect("uuid");
+        let plan = |index, ordinal| VariationPlan {
+            index,
+            input: 0,
+            view: View::Front,
+            background: BackgroundKind::Random,
+            ordinal,
+        };
+        // Given: the same across jobs, `seed + ordinal`, whatever the index.
+        assert_eq!(variation_seed(&job, Some(42), &plan(3, 0)), 42);
+        assert_eq!(variation_seed(&other, Some(42), &plan(0, 0)), 42);
+        assert_eq!(variation_seed(&job, Some(42), &plan(4, 1)), 43);
+        assert_eq!(variation_seed(&job, Some(MAX_SEED), &plan(1, 1)), 0);
+        // Derived: stable per job and index, distinct across jobs and indices.
+        let derived = variation_seed(&job, None, &plan(0, 0));
+        assert_eq!(derived, variation_seed(&job, None, &plan(0, 0)));
+        assert_ne!(derived, variation_seed(&job, None, &plan(1, 0)));
+        assert_ne!(derived, variation_seed(&other, None, &plan(0, 0)));
+        assert!(derived <= MAX_SEED);
+    }
+
+    #[test]
     fn plans_follow_input_then_kind_order() {
         let req = GenerateRequest {
             input_images: vec![
@@ -301,6 +344,8 @@ mod tests {
             priority: None,
             callback_url: None,
             callback_events: None,
+            seed: None,
+            output: None,
         };
         let plans = plan_variations(&req);
         let got: Vec<_> = plans

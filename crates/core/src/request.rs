@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
+use crate::output::{OutputOptions, OutputSpec};
+use crate::settings::Settings;
 
 /// Most input images one request may carry.
 pub const MAX_INPUT_IMAGES: usize = 8;
@@ -26,6 +28,9 @@ pub const CALLBACK_EVENTS: [&str; 6] = [
     "job.stage_finished",
     "job.stage_retrying",
 ];
+/// Largest accepted `seed`: 2^53 − 1, the largest integer every JSON client
+/// (JavaScript included) reads back exactly, so a reported seed can be sent again.
+pub const MAX_SEED: u64 = (1 << 53) - 1;
 /// What a `callbackUrl` receives when `callbackEvents` is not given: the job's end.
 pub const DEFAULT_CALLBACK_EVENTS: [&str; 2] = ["job.completed", "job.failed"];
 
@@ -62,6 +67,17 @@ pub struct GenerateRequest {
     /// `job.stage_started`, `job.stage_finished`, `job.stage_retrying`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_events: Option<Vec<String>>,
+    /// Seed of the random (scene) backgrounds, 0 to 2^53 − 1 (new). The n-th
+    /// random image of an input uses `seed + n`, reported as
+    /// `image_variations[].seed`; the same input, parameters and seed give the
+    /// same bytes. Absent: derived from the job id (fresh scenes per job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// File format, canvas size or marketplace preset, margin, plain background
+    /// colour and transparency of the images (new; absent = JPEG on the default
+    /// 960×1280 canvas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputOptions>,
 }
 
 /// One photo of the garment and the variations wanted from it.
@@ -285,7 +301,30 @@ impl GenerateRequest {
                 format!("must be between 0 and {MAX_PRIORITY}, got {p}"),
             ));
         }
+        if let Some(seed) = self.seed
+            && seed > MAX_SEED
+        {
+            return Err(ValidationError::new(
+                "seed",
+                format!("must be between 0 and {MAX_SEED}, got {seed}"),
+            ));
+        }
+        if let Some(output) = &self.output {
+            output.validate()?;
+        }
         self.validate_callback()
+    }
+
+    /// The output the stages produce: the request's `output` resolved against
+    /// the configured canvas and bounds (a 422 naming the field at intake; the
+    /// stages resolve the same request again).
+    pub fn output_spec(&self, settings: &Settings) -> Result<OutputSpec, ValidationError> {
+        OutputOptions::resolve(
+            self.output.as_ref(),
+            &settings.generation,
+            &settings.output,
+            self.effective_upscale().map(UpscaleFactor::get),
+        )
     }
 
     /// `callbackUrl` and `callbackEvents` (the URL's address is the gateway's
@@ -417,6 +456,14 @@ mod tests {
                 "upscaleFactor",
             ),
             (format!(r#"{{"inputImages":[{base}],"priority":10}}"#), "priority"),
+            (
+                format!(r#"{{"inputImages":[{base}],"seed":9007199254740992}}"#),
+                "seed",
+            ),
+            (
+                format!(r#"{{"inputImages":[{base}],"output":{{"quality":0}}}}"#),
+                "output.quality",
+            ),
             (format!(r#"{{"inputImages":[{base}],"text":"a\u0000b"}}"#), "text"),
             (
                 r#"{"inputImages":[{"url":"https://a/\u0007b.jpg","backgrounds":[1,0,0]}]}"#.to_string(),

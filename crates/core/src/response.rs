@@ -42,6 +42,10 @@ pub struct ImageVariation {
     pub background: BackgroundKind,
     pub width: u32,
     pub height: u32,
+    /// The seed of a random (scene) background: send it back as the request's
+    /// `seed` to get the same scene again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// One upscaled image, pointing at the variation it came from.
@@ -95,6 +99,7 @@ impl GenerateResponse {
                     background: v.plan.background,
                     width: v.width,
                     height: v.height,
+                    seed: v.seed,
                 })
                 .collect(),
             upscale_image: state

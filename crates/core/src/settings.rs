@@ -159,6 +159,14 @@ pub struct ReportSettings {
 #[serde(deny_unknown_fields)]
 pub struct OutputSettings {
     pub jpeg_quality: u8,
+    /// Longest canvas side a request's `output.size` or preset may ask for.
+    pub max_side: u32,
+    /// Shortest canvas side a request may ask for.
+    pub min_side: u32,
+    /// Most canvas pixels a request may ask for.
+    pub max_pixels: u64,
+    /// Most pixels of one upscaled image (canvas × factor²).
+    pub max_upscaled_pixels: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -581,6 +589,25 @@ impl Settings {
         }
         if !(1..=100).contains(&self.output.jpeg_quality) {
             return bad("output.jpeg_quality must be in 1..=100");
+        }
+        let o = &self.output;
+        if o.min_side == 0 || o.min_side > o.max_side || o.max_pixels == 0 {
+            return bad(
+                "output.min_side must be positive and at most output.max_side, output.max_pixels positive",
+            );
+        }
+        if o.max_side > self.limits.max_side || o.max_pixels > self.limits.max_pixels {
+            // The upscaling stage decodes each variation with the input limits.
+            return bad(
+                "output.max_side and output.max_pixels must fit limits.max_side and limits.max_pixels",
+            );
+        }
+        let (cw, ch) = (g.canvas_width, g.canvas_height);
+        if cw.max(ch) > o.max_side || u64::from(cw) * u64::from(ch) > o.max_pixels || cw.min(ch) < o.min_side
+        {
+            return bad(
+                "generation.canvas_width x canvas_height must fit output.min_side, max_side and max_pixels",
+            );
         }
         if self.limits.min_side == 0 || self.limits.max_pixels == 0 || self.limits.max_bytes == 0 {
             return bad("limits must be positive");

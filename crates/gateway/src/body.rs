@@ -188,6 +188,26 @@ mod tests {
     }
 
     #[test]
+    fn output_and_seed_errors_name_their_field() {
+        for (extra, field) in [
+            (r#""output":{"preset":"etsy"}"#, "output.preset"),
+            (r#""output":{"format":"gif"}"#, "output.format"),
+            (r#""output":{"sise":"1x1"}"#, "output.sise"),
+            (r#""output":{"size":"1x1","preset":"amazon"}"#, "output.size"),
+            (r#""output":{"quality":101}"#, "output.quality"),
+            (r#""output":{"transparent":true}"#, "output.transparent"),
+            (r#""seed":-1"#, "seed"),
+            (r#""seed":1.5"#, "seed"),
+        ] {
+            let body = GOOD.replace("\"upscale\":true", &format!("\"upscale\":true,{extra}"));
+            assert_eq!(field_of(&body), (422, Some(field.into())), "{extra}");
+        }
+        let body = GOOD.replace("\"upscale\":true", r##""upscale":true,"seed":7,"output":{"format":"webp","transparent":true,"preset":"zalando","margin":0.1,"backgroundColor":"#ffffff"}"##);
+        let req = parse_request(body.as_bytes()).expect("valid");
+        assert_eq!(req.seed, Some(7));
+    }
+
+    #[test]
     fn syntax_errors_are_400() {
         assert_eq!(field_of("{\"inputImages\": [").0, 400);
         assert_eq!(field_of("").0, 400);

@@ -208,6 +208,9 @@ async fn submit(
         inline,
         fingerprint,
     } = parsed;
+    // The output's size against the configured bounds (the shape was checked
+    // while parsing; the stages resolve the same request again).
+    request.output_spec(&app.settings)?;
     if let Some(existing) = existing {
         return answer_existing(&app, &caller, existing, Some(&fingerprint), respond_async).await;
     }

@@ -90,6 +90,39 @@ pub struct Decoded {
     pub format: InputFormat,
 }
 
+impl Decoded {
+    /// The image composited over white: what a slideshow or a report shows of a
+    /// transparent cut-out (opaque images come back unchanged).
+    pub fn on_white(self) -> RgbImage {
+        let Some(alpha) = self.alpha else {
+            return self.rgb;
+        };
+        let mut rgb = self.rgb;
+        for (px, a) in rgb.pixels_mut().zip(alpha.iter()) {
+            let a = u32::from(*a);
+            for c in &mut px.0 {
+                *c = ((u32::from(*c) * a + 255 * (255 - a) + 127) / 255) as u8;
+            }
+        }
+        rgb
+    }
+
+    /// The pixels with their alpha, if any, joined again for re-encoding.
+    pub fn into_pixels(self) -> crate::encode::Pixels {
+        match self.alpha {
+            None => crate::encode::Pixels::Rgb(self.rgb),
+            Some(alpha) => {
+                let (w, h) = self.rgb.dimensions();
+                let mut out = image::RgbaImage::new(w, h);
+                for ((o, c), a) in out.pixels_mut().zip(self.rgb.pixels()).zip(alpha.iter()) {
+                    o.0 = [c.0[0], c.0[1], c.0[2], *a];
+                }
+                crate::encode::Pixels::Rgba(out)
+            }
+        }
+    }
+}
+
 /// Checks an input against the limits from its header alone and says what it is.
 ///
 /// Never allocates a pixel buffer; cost is independent of the claimed image size.
@@ -356,6 +389,23 @@ mod tests {
                 min_side: 64
             })
         ));
+    }
+
+    #[test]
+    fn transparency_composites_on_white_and_rejoins() {
+        let rgba =
+            image::RgbaImage::from_fn(3, 1, |x, _| image::Rgba([0, 100, 200, [0, 128, 255][x as usize]]));
+        let (rgb, alpha) = split_alpha(DynamicImage::ImageRgba8(rgba.clone()));
+        let decoded = Decoded {
+            rgb,
+            alpha,
+            format: InputFormat::Png,
+        };
+        assert_eq!(decoded.clone().into_pixels(), crate::encode::Pixels::Rgba(rgba));
+        let white = decoded.on_white();
+        assert_eq!(white.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(white.get_pixel(1, 0).0, [127, 177, 227]);
+        assert_eq!(white.get_pixel(2, 0).0, [0, 100, 200]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod shadow;
 
 use atelier_core::analysis::ImageAnalysis;
 use atelier_core::settings::GenerationSettings;
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, RgbImage, RgbaImage};
 
 use crate::ImagingError;
 use crate::resize::Crop;
@@ -48,6 +48,8 @@ pub enum Background {
     Plain { ordinal: u8 },
     /// A procedural studio scene; the same seed gives the same pixels.
     Random { seed: u64 },
+    /// A flat colour the client chose (`output.backgroundColor`).
+    Color([u8; 3]),
 }
 
 /// Renders one variation: the garment of `src`, cut out with `mask`, on `background`,
@@ -79,9 +81,43 @@ pub fn render(
         Background::White => filled(w, h, [255, 255, 255]),
         Background::Plain { ordinal } => filled(w, h, plain_color(analysis, ordinal)),
         Background::Random { seed } => scene(w, h, seed, background::garment_color(analysis)),
+        Background::Color(rgb) => filled(w, h, rgb),
     };
     shadow::cast(&mut out, &cutout, canvas.shadow)?;
     composite::blend(&mut out, &cutout);
+    Ok(out)
+}
+
+/// Renders the garment alone, placed exactly as [`render`] places it, on a fully
+/// transparent canvas: colour from the photo, alpha from the feathered mask, no
+/// shadow (a shadow belongs to a background the client will choose). Fully
+/// transparent pixels are white, so a viewer that ignores alpha shows the garment
+/// on white rather than on black.
+pub fn render_transparent(
+    src: &RgbImage,
+    mask: &GrayImage,
+    analysis: &ImageAnalysis,
+    settings: &GenerationSettings,
+) -> Result<RgbaImage, ImagingError> {
+    let canvas = Canvas::from_settings(settings)?;
+    let placement = Placement::compute(src, mask, analysis, &canvas)?;
+    let cutout = composite::cut_out(src, mask, &placement, canvas.feather)?;
+    let mut out = RgbaImage::from_pixel(canvas.width, canvas.height, image::Rgba([255, 255, 255, 0]));
+    for (dy, (crow, arow)) in cutout.color.rows().zip(cutout.alpha.rows()).enumerate() {
+        let y = cutout.y + dy as u32;
+        if y >= canvas.height {
+            break;
+        }
+        for (dx, (c, a)) in crow.zip(arow).enumerate() {
+            let x = cutout.x + dx as u32;
+            if x >= canvas.width {
+                break;
+            }
+            if a.0[0] > 0 {
+                out.put_pixel(x, y, image::Rgba([c.0[0], c.0[1], c.0[2], a.0[0]]));
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -364,6 +400,77 @@ mod tests {
         };
         let err = Placement::compute(&src, &mask, &analysis(10, 10, bbox), &canvas(8, 8, 0.1));
         assert!(matches!(err, Err(ImagingError::NoForeground(_))));
+    }
+
+    fn photo() -> (RgbImage, GrayImage, ImageAnalysis) {
+        // A dark 40×60 block on a light 100×100 photo, its mask exact.
+        let inside = |x: u32, y: u32| (30..70).contains(&x) && (20..80).contains(&y);
+        let src = RgbImage::from_fn(100, 100, |x, y| {
+            if inside(x, y) {
+                image::Rgb([40, 50, 120])
+            } else {
+                image::Rgb([230, 230, 230])
+            }
+        });
+        let mask = GrayImage::from_fn(100, 100, |x, y| image::Luma([if inside(x, y) { 255 } else { 0 }]));
+        let bbox = BoundingBox {
+            x: 30,
+            y: 20,
+            width: 40,
+            height: 60,
+        };
+        (src, mask, analysis(100, 100, bbox))
+    }
+
+    fn settings(w: u32, h: u32, padding: f32) -> GenerationSettings {
+        GenerationSettings {
+            canvas_width: w,
+            canvas_height: h,
+            padding,
+            feather_px: 1.0,
+            shadow_opacity: 0.3,
+            max_concurrent_generations: 1,
+        }
+    }
+
+    /// Rows or columns of `alpha`-like coverage: first and last index above half.
+    fn extent(values: impl Iterator<Item = bool>) -> (usize, usize) {
+        let hits: Vec<usize> = values.enumerate().filter(|(_, v)| *v).map(|(i, _)| i).collect();
+        (hits[0], hits[hits.len() - 1])
+    }
+
+    #[test]
+    fn transparent_cut_out_keeps_alpha_and_honours_the_margin() {
+        let (src, mask, a) = photo();
+        let out = render_transparent(&src, &mask, &a, &settings(300, 200, 0.1)).expect("render");
+        assert_eq!(out.dimensions(), (300, 200));
+        for (x, y) in [(0, 0), (299, 0), (0, 199), (299, 199)] {
+            assert_eq!(out.get_pixel(x, y).0[3], 0, "corner {x},{y}");
+        }
+        // Height is the tighter axis: the garment spans 80 % of it, 10 % each side.
+        let (top, bottom) = extent((0..200).map(|y| (0..300).any(|x| out.get_pixel(x, y).0[3] > 127)));
+        assert!(
+            (top as i32 - 20).abs() <= 2 && (bottom as i32 - 179).abs() <= 2,
+            "{top}..{bottom}"
+        );
+        let centre = out.get_pixel(150, 100).0;
+        assert_eq!(centre[3], 255);
+        assert!(centre[2] > centre[0], "garment colour kept: {centre:?}");
+    }
+
+    #[test]
+    fn a_chosen_colour_fills_the_background() {
+        let (src, mask, a) = photo();
+        let out = render(
+            &src,
+            &mask,
+            &a,
+            Background::Color([16, 32, 48]),
+            &settings(120, 160, 0.2),
+        )
+        .expect("render");
+        assert_eq!(out.get_pixel(0, 0).0, [16, 32, 48]);
+        assert_eq!(out.get_pixel(119, 159).0, [16, 32, 48]);
     }
 
     #[test]

@@ -83,6 +83,26 @@ pub fn rgb_crop(
     Ok(dst)
 }
 
+/// Scales `src` to cover `width`×`height` and crops the overflow evenly from
+/// both sides: how a remote generator's picture of another size or aspect is
+/// brought to the canvas the client asked for (nothing is stretched).
+pub fn cover(src: &RgbImage, width: u32, height: u32) -> Result<RgbImage, ImagingError> {
+    let (sw, sh) = (f64::from(src.width()), f64::from(src.height()));
+    if src.dimensions() == (width, height) {
+        return Ok(src.clone());
+    }
+    let (tw, th) = (f64::from(width), f64::from(height));
+    let scale = (tw / sw).max(th / sh);
+    let (cw, ch) = ((tw / scale).min(sw), (th / scale).min(sh));
+    let crop = Crop {
+        left: (sw - cw) / 2.0,
+        top: (sh - ch) / 2.0,
+        width: cw,
+        height: ch,
+    };
+    rgb_crop(src, crop, width, height, Filter::Lanczos3)
+}
+
 /// Resizes a grey image (mask, alpha, luminance) to exactly `width`×`height`.
 pub fn gray(src: &GrayImage, width: u32, height: u32, filter: Filter) -> Result<GrayImage, ImagingError> {
     check(width, height)?;

@@ -15,7 +15,7 @@
 //! sharpened in about 3 ms (11 ms with 32-bit arithmetic); ×2 of 1024² in about
 //! 11–12 ms including sharpening.
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 
 use crate::ImagingError;
@@ -49,6 +49,13 @@ pub fn upscale(img: &RgbImage, factor: u32, sharpen_amount: f32) -> Result<RgbIm
     let mut out = resize::rgb(img, tw, th, Filter::Lanczos3)?;
     sharpen(&mut out, sharpen_amount);
     Ok(out)
+}
+
+/// The alpha channel of an upscaled cut-out, resized to the upscaled colour's
+/// `width`×`height` (whatever the upscaler made): Lanczos3 like the colour, so
+/// the edge stays as crisp, not sharpened (a sharpened alpha rings as a halo).
+pub fn alpha(alpha: &GrayImage, width: u32, height: u32) -> Result<GrayImage, ImagingError> {
+    resize::gray(alpha, width, height, Filter::Lanczos3)
 }
 
 /// Mild unsharp mask in place: `p + amount × (p − blur(p))` with a 3×3 binomial

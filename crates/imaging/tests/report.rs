@@ -30,6 +30,8 @@ fn request() -> GenerateRequest {
         priority: None,
         callback_url: None,
         callback_events: None,
+        seed: None,
+        output: None,
     }
 }
 
@@ -94,6 +96,7 @@ fn state() -> JobState {
                 background,
                 ordinal: 0,
             },
+            seed: None,
             key: format!("variations/{index}.jpg"),
             width: 960,
             height: 1280,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use atelier_core::analysis::ImageAnalysis;
+use atelier_core::output::OutputSpec;
 use atelier_core::pipeline::VariationPlan;
 use atelier_core::request::{BackgroundKind, Gender, ProductType, UpscaleFactor, View};
 use atelier_imaging::analysis::Analyzed;
@@ -41,8 +42,12 @@ pub struct GenerateInput {
     pub mask: Arc<GrayImage>,
     pub analysis: Arc<ImageAnalysis>,
     pub plan: VariationPlan,
-    /// Stable seed for this variation (from the job id and index).
+    /// Stable seed for this variation (`pipeline::variation_seed`).
     pub seed: u64,
+    /// Canvas size, margin and plain colour the client asked for. A generator
+    /// that cannot choose its size may answer another; the stage brings it to
+    /// the canvas.
+    pub output: OutputSpec,
     pub context: PromptContext,
 }
 

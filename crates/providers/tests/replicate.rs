@@ -72,6 +72,7 @@ fn generate_input(background: BackgroundKind) -> GenerateInput {
             ordinal: 0,
         },
         seed: u64::MAX,
+        output: atelier_core::output::OutputSpec::defaults(&s),
         context: PromptContext {
             product_type: ProductType::Dresses,
             gender: Gender::Female,

@@ -50,6 +50,8 @@ fn pipeline(c: &mut Criterion) {
                             priority: None,
                             callback_url: None,
                             callback_events: None,
+                            seed: None,
+                            output: None,
                         },
                         inputs: vec![StoredInput {
                             key: "inputs/0.jpg".into(),

@@ -6,8 +6,14 @@ use std::time::Instant;
 
 use atelier_core::job::JobSpec;
 use atelier_core::keys;
-use atelier_core::pipeline::{AnalysisOutput, Stage, Variation, VariationPlan, plan_variations};
-use atelier_imaging::encode;
+use atelier_core::output::OutputSpec;
+use atelier_core::pipeline::{
+    AnalysisOutput, Stage, Variation, VariationPlan, plan_variations, variation_seed,
+};
+use atelier_core::request::BackgroundKind;
+use atelier_core::settings::GenerationSettings;
+use atelier_imaging::encode::{self, Pixels};
+use atelier_imaging::{generate, resize};
 use atelier_providers::{GenerateInput, PromptContext};
 use atelier_storage::JobBlobs;
 use bytes::Bytes;
@@ -22,8 +28,9 @@ use crate::load::{self, blocking};
 use crate::{Progress, StageContext, StageError, Timed};
 
 /// Renders every variation of `spec`, at most `max_concurrent_generations` at a
-/// time across the process, and stores each as a JPEG; a variation rendered
-/// before for the same photo, analysis and parameters is reused instead.
+/// time across the process, and stores each in the request's output format
+/// (JPEG by default) on its canvas; a variation rendered before for the same
+/// photo, analysis and parameters is reused instead.
 pub async fn run(
     ctx: &StageContext,
     blobs: &JobBlobs,
@@ -34,6 +41,12 @@ pub async fn run(
 ) -> Result<Timed<Vec<Variation>>, StageError> {
     let started = Instant::now();
     let plans = plan_variations(&spec.request);
+    // The gateway resolved the same request at intake; failing here means the
+    // settings changed in between, and retrying will not help.
+    let output = spec
+        .request
+        .output_spec(&ctx.settings)
+        .map_err(|e| StageError::State(format!("the request's output no longer fits the settings: {e}")))?;
     progress.stage_started(Stage::Generation, plans.len());
 
     // Read each source photo and mask once, shared by all its variations;
@@ -54,7 +67,8 @@ pub async fn run(
         async move {
             let source =
                 source.ok_or_else(|| StageError::State(format!("no source for input {}", plan.input)))?;
-            let variation = render_one(ctx, blobs, spec, request, source, *plan, bypass_cache).await?;
+            let variation =
+                render_one(ctx, blobs, spec, request, source, *plan, output, bypass_cache).await?;
             progress.item_done(Stage::Generation);
             Ok::<_, StageError>(variation)
         }
@@ -125,7 +139,7 @@ async fn load_source(
     ))
 }
 
-/// What the cache keeps of a variation besides its JPEG.
+/// What the cache keeps of a variation besides its image.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Rendered {
     width: u32,
@@ -134,7 +148,8 @@ struct Rendered {
 
 /// The generation cache key of one variation: the photo's and mask's content,
 /// the analysis, the plan's view, background and ordinal, the seed where the
-/// generator uses it, the generator's identity and version, the JPEG quality,
+/// generator uses it, the generator's identity and version, the resolved
+/// output (format, quality, canvas, margin, colour, alpha: settings included),
 /// and the request minus what does not change pixels.
 fn key(
     ctx: &StageContext,
@@ -143,6 +158,7 @@ fn key(
     source: &Source,
     plan: VariationPlan,
     seed: u64,
+    output: &OutputSpec,
 ) -> Option<CacheKey> {
     let generator = &ctx.providers.generator;
     // What decided the analysis (the photo, the analyzer and its settings)
@@ -166,14 +182,15 @@ fn key(
         .part("background", plan.background.as_str())
         .part("ordinal", plan.ordinal.to_string())
         .part("generator", generator.cache_id()?)
-        .part("jpeg_quality", ctx.settings.output.jpeg_quality.to_string())
+        .part("output", format!("{output:?}"))
         .part("request", request);
-    if generator.uses_seed(plan.background) {
+    if !output.transparent && generator.uses_seed(plan.background) {
         key = key.part("seed", seed.to_string());
     }
     Some(key.finish())
 }
 
+#[allow(clippy::too_many_arguments)] // one variation's whole context, passed once
 async fn render_one(
     ctx: &StageContext,
     blobs: &JobBlobs,
@@ -181,32 +198,34 @@ async fn render_one(
     request: &str,
     source: &Source,
     plan: VariationPlan,
+    output: OutputSpec,
     bypass: bool,
 ) -> Result<(Variation, bool), StageError> {
     let started = Instant::now();
-    let seed = spec.id.seed(plan.index as u64);
+    let seed = variation_seed(&spec.id, spec.request.seed, &plan);
     let cache_key = if ctx.cache.enabled() {
-        key(ctx, spec, request, source, plan, seed)
+        key(ctx, spec, request, source, plan, seed, &output)
     } else {
         None
     };
-    let key = keys::variation(plan.index);
+    let key = keys::variation(plan.index, output.format.extension());
     let lookup = Lookup {
         key: cache_key.as_ref(),
         target: &key,
-        ext: "jpg",
+        ext: output.format.extension(),
         bypass,
     };
     let (rendered, hit) = ctx
         .cache
         .reuse_or_make(blobs, lookup, move || async move {
-            let rendered = render(ctx, blobs, spec, source, plan, seed, lookup.target).await?;
+            let rendered = render(ctx, blobs, spec, source, plan, seed, output, lookup.target).await?;
             Ok(Made::reusable(rendered))
         })
         .await?;
     Ok((
         Variation {
             plan,
+            seed: (plan.background == BackgroundKind::Random && !output.transparent).then_some(seed),
             key,
             width: rendered.width,
             height: rendered.height,
@@ -216,7 +235,9 @@ async fn render_one(
     ))
 }
 
-/// Renders one variation and stores it as a JPEG under `key`.
+/// Renders one variation on its canvas and stores it, in the output's
+/// format, under `key`.
+#[allow(clippy::too_many_arguments)] // one variation's whole context, passed once
 async fn render(
     ctx: &StageContext,
     blobs: &JobBlobs,
@@ -224,40 +245,80 @@ async fn render(
     source: &Source,
     plan: VariationPlan,
     seed: u64,
+    output: OutputSpec,
     key: &str,
 ) -> Result<Rendered, StageError> {
     let (rgb, mask) = source.pixels(ctx).await?;
-    let input = GenerateInput {
-        source: Arc::clone(rgb),
-        mask: Arc::clone(mask),
-        analysis: Arc::clone(&source.analysis),
-        plan,
-        seed,
-        context: PromptContext {
-            product_type: spec.request.product_type,
-            gender: spec.request.gender,
-            view: plan.view,
-            text: spec.request.text.clone(),
-        },
-    };
-    let image = {
+    let pixels = {
         let _slot = ctx
             .generation_slots
             .acquire()
             .await
             .map_err(|_| StageError::Task("generation semaphore closed".into()))?;
-        ctx.providers
-            .generator
-            .generate(input)
-            .await
-            .map_err(|error| StageError::Provider {
-                stage: "generation",
-                error,
-            })?
+        if output.transparent {
+            cut_out(ctx, rgb, mask, &source.analysis, output).await?
+        } else {
+            let input = GenerateInput {
+                source: Arc::clone(rgb),
+                mask: Arc::clone(mask),
+                analysis: Arc::clone(&source.analysis),
+                plan,
+                seed,
+                output,
+                context: PromptContext {
+                    product_type: spec.request.product_type,
+                    gender: spec.request.gender,
+                    view: plan.view,
+                    text: spec.request.text.clone(),
+                },
+            };
+            let image =
+                ctx.providers
+                    .generator
+                    .generate(input)
+                    .await
+                    .map_err(|error| StageError::Provider {
+                        stage: "generation",
+                        error,
+                    })?;
+            Pixels::Rgb(if image.dimensions() == (output.width, output.height) {
+                image
+            } else {
+                blocking("fit variation", move || {
+                    resize::cover(&image, output.width, output.height)
+                })
+                .await??
+            })
+        }
     };
-    let (width, height) = image.dimensions();
-    let quality = ctx.settings.output.jpeg_quality;
-    let jpeg = blocking("encode variation", move || encode::jpeg(&image, quality)).await??;
-    blobs.put(key, jpeg).await?;
+    let (width, height) = pixels.dimensions();
+    let bytes = blocking("encode variation", move || {
+        encode::encode(&pixels, output.format, output.quality)
+    })
+    .await??;
+    blobs.put(key, bytes).await?;
     Ok(Rendered { width, height })
+}
+
+/// The garment alone with its alpha (`output.transparent`): no background to
+/// generate, so no generator is asked, whichever is configured.
+async fn cut_out(
+    ctx: &StageContext,
+    rgb: &Arc<RgbImage>,
+    mask: &Arc<GrayImage>,
+    analysis: &Arc<atelier_core::analysis::ImageAnalysis>,
+    output: OutputSpec,
+) -> Result<Pixels, StageError> {
+    let settings = GenerationSettings {
+        canvas_width: output.width,
+        canvas_height: output.height,
+        padding: output.margin,
+        ..ctx.settings.generation.clone()
+    };
+    let (rgb, mask, analysis) = (Arc::clone(rgb), Arc::clone(mask), Arc::clone(analysis));
+    let rgba = blocking("cut out", move || {
+        generate::render_transparent(&rgb, &mask, &analysis, &settings)
+    })
+    .await??;
+    Ok(Pixels::Rgba(rgba))
 }

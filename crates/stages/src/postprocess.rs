@@ -163,11 +163,10 @@ async fn fetch_all(blobs: &JobBlobs, variations: &[Variation]) -> Result<Vec<Byt
 }
 
 async fn decode_all(ctx: &StageContext, images: Vec<Bytes>) -> Result<Vec<RgbImage>, StageError> {
-    try_join_all(
-        images
-            .into_iter()
-            .map(|bytes| async move { Ok::<_, StageError>(load::decode_bytes(ctx, bytes).await?.rgb) }),
-    )
+    try_join_all(images.into_iter().map(|bytes| async move {
+        // A transparent cut-out is shown on white in the slideshow and report.
+        Ok::<_, StageError>(load::decode_bytes(ctx, bytes).await?.on_white())
+    }))
     .await
 }
 

@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use atelier_core::job::JobSpec;
 use atelier_core::keys;
+use atelier_core::output::OutputSpec;
 use atelier_core::pipeline::{Stage, Upscaled, Variation};
 use atelier_core::request::UpscaleFactor;
-use atelier_imaging::encode;
+use atelier_imaging::encode::{self, Pixels};
+use atelier_imaging::upscale;
 use atelier_storage::JobBlobs;
 use bytes::Bytes;
 use futures::future::try_join_all;
@@ -34,12 +36,16 @@ pub async fn run(
         progress.stage_started(Stage::Upscaling, 0);
         return Ok(Timed::since(started, 0.0, Vec::new()));
     };
+    let output = spec
+        .request
+        .output_spec(&ctx.settings)
+        .map_err(|e| StageError::State(format!("the request's output no longer fits the settings: {e}")))?;
     progress.stage_started(Stage::Upscaling, variations.len());
-    let output = output_request(&spec.request);
+    let requested = output_request(&spec.request);
     let upscaled = try_join_all(variations.iter().map(|variation| {
-        let output = &output;
+        let requested = &requested;
         async move {
-            let out = upscale_one(ctx, blobs, variation, factor, output, bypass_cache).await?;
+            let out = upscale_one(ctx, blobs, variation, factor, output, requested, bypass_cache).await?;
             progress.item_done(Stage::Upscaling);
             Ok::<_, StageError>(out)
         }
@@ -49,7 +55,7 @@ pub async fn run(
     Ok(Timed::since(started, blobs.write_seconds(), upscaled).reusing(hits))
 }
 
-/// What the cache keeps of an upscale besides its JPEG.
+/// What the cache keeps of an upscale besides its image.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Enlarged {
     factor: u32,
@@ -58,16 +64,22 @@ struct Enlarged {
 }
 
 /// The upscaling cache key: the variation's content, the factor, the
-/// upscaler's identity and version, and the encoding (JPEG quality, the
-/// request's `output` choices).
-fn key(ctx: &StageContext, variation_hash: &str, factor: UpscaleFactor, output: &str) -> Option<CacheKey> {
+/// upscaler's identity and version, and the encoding (the resolved output,
+/// settings included, and the request's `output` choices).
+fn key(
+    ctx: &StageContext,
+    variation_hash: &str,
+    factor: UpscaleFactor,
+    output: &OutputSpec,
+    requested: &str,
+) -> Option<CacheKey> {
     Some(
         KeyBuilder::new(Stage::Upscaling)
             .part("variation", variation_hash)
             .part("factor", factor.get().to_string())
             .part("upscaler", ctx.providers.upscaler.cache_id()?)
-            .part("jpeg_quality", ctx.settings.output.jpeg_quality.to_string())
-            .part("output", output)
+            .part("encoding", format!("{:?}/{}", output.format, output.quality))
+            .part("output", requested)
             .finish(),
     )
 }
@@ -78,21 +90,33 @@ async fn upscale_one(
     blobs: &JobBlobs,
     variation: &Variation,
     factor: UpscaleFactor,
-    output: &str,
+    output: OutputSpec,
+    requested: &str,
     bypass: bool,
 ) -> Result<(Upscaled, bool), StageError> {
     let started = Instant::now();
-    let key = keys::upscaled(variation.plan.index);
+    // The variation's own extension: the format it was stored in.
+    let ext = variation
+        .key
+        .rsplit_once('.')
+        .map_or(output.format.extension(), |(_, ext)| ext);
+    let key = keys::upscaled(variation.plan.index, ext);
     let bytes = blobs.get(&variation.key).await?;
     let cache_key = if ctx.cache.enabled() {
-        self::key(ctx, &content_hash(bytes.clone()).await?, factor, output)
+        self::key(
+            ctx,
+            &content_hash(bytes.clone()).await?,
+            factor,
+            &output,
+            requested,
+        )
     } else {
         None
     };
     let lookup = Lookup {
         key: cache_key.as_ref(),
         target: &key,
-        ext: "jpg",
+        ext,
         bypass,
     };
     let mut fallback = None;
@@ -100,7 +124,8 @@ async fn upscale_one(
     let (enlarged, hit) = ctx
         .cache
         .reuse_or_make(blobs, lookup, move || async move {
-            let (enlarged, reason) = enlarge(ctx, blobs, variation, factor, bytes, lookup.target).await?;
+            let (enlarged, reason) =
+                enlarge(ctx, blobs, variation, factor, output, bytes, lookup.target).await?;
             let reusable = reason.is_none();
             *reason_slot = reason;
             Ok(Made {
@@ -130,6 +155,7 @@ async fn enlarge(
     blobs: &JobBlobs,
     variation: &Variation,
     factor: UpscaleFactor,
+    output: OutputSpec,
     bytes: Bytes,
     key: &str,
 ) -> Result<(Enlarged, Option<String>), StageError> {
@@ -139,6 +165,9 @@ async fn enlarge(
         .await
         .map_err(|_| StageError::Task("upscale semaphore closed".into()))?;
     let decoded = load::decode_bytes(ctx, bytes.clone()).await?;
+    // Upscalers enlarge colour; a cut-out's alpha is enlarged here, to the
+    // colour's size, and joined again so the upscale keeps its transparency.
+    let alpha = decoded.alpha;
     let original = Arc::new(decoded.rgb);
     match ctx
         .providers
@@ -152,9 +181,23 @@ async fn enlarge(
                 tracing::warn!(variation = variation.plan.index, %reason, "upscaled by the fallback");
             }
             let (width, height) = image.dimensions();
-            let quality = ctx.settings.output.jpeg_quality;
-            let jpeg = blocking("encode upscale", move || encode::jpeg(&image, quality)).await??;
-            blobs.put(key, jpeg).await?;
+            let (format, quality) = (output.format, output.quality);
+            let encoded = blocking("encode upscale", move || {
+                let pixels = match alpha {
+                    None => Pixels::Rgb(image),
+                    Some(alpha) => {
+                        let alpha = upscale::alpha(&alpha, width, height)?;
+                        let mut rgba = image::RgbaImage::new(width, height);
+                        for ((o, c), a) in rgba.pixels_mut().zip(image.pixels()).zip(alpha.iter()) {
+                            o.0 = [c.0[0], c.0[1], c.0[2], *a];
+                        }
+                        Pixels::Rgba(rgba)
+                    }
+                };
+                encode::encode(&pixels, format, quality)
+            })
+            .await??;
+            blobs.put(key, encoded).await?;
             let enlarged = Enlarged {
                 factor: factor.get(),
                 width,

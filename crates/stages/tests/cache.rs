@@ -46,6 +46,8 @@ fn request(backgrounds: [u8; 3]) -> GenerateRequest {
         priority: None,
         callback_url: None,
         callback_events: None,
+        seed: None,
+        output: None,
     }
 }
 

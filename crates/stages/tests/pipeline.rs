@@ -44,6 +44,8 @@ fn request(inputs: usize, backgrounds: [u8; 3], upscale: bool) -> GenerateReques
         priority: None,
         callback_url: None,
         callback_events: None,
+        seed: None,
+        output: None,
     }
 }
 

@@ -55,7 +55,7 @@ async fn create(store: &dyn Store, blobs: &BlobStore, key: Option<&str>, ttl_ms:
         ..NewJob::new(state, key.map(str::to_string))
     };
     store.create(job).await.expect("create");
-    for name in [keys::input(0, "jpg"), keys::variation(0)] {
+    for name in [keys::input(0, "jpg"), keys::variation(0, "jpg")] {
         blobs
             .put(
                 &format!("{}{name}", keys::job_prefix(&id)),

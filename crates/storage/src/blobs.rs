@@ -263,15 +263,6 @@ impl BlobStore {
             .await
             .map_err(|e| map_err(from, e))
     }
-
-    /// Copies the blob under `from` to `to`, replacing what was there.
-    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        let (source, target) = (parse(from)?, parse(to)?);
-        self.inner
-            .copy(&source, &target)
-            .await
-            .map_err(|e| map_err(from, e))
-    }
 }
 
 /// A blob being written part by part (see [`BlobStore::writer`]).

@@ -8,6 +8,7 @@ use atelier_core::{
     analysis::MaskSource,
     event::EventKind,
     job::JobKind,
+    output::{ImageFormat, Preset},
     pipeline::Stage,
     request::{BackgroundKind, Gender, ProductType, View},
 };
@@ -66,6 +67,15 @@ wire_enum!(EventKind <=> EventKind, "kind" {
     Completed <=> Completed,
     Failed <=> Failed,
     Cancelled <=> Cancelled,
+});
+
+wire_enum!(ImageFormat <=> ImageFormat, "format" { Jpeg <=> Jpeg, Png <=> Png, Webp <=> Webp });
+
+wire_enum!(Preset <=> OutputPreset, "preset" {
+    Default <=> Default,
+    Amazon <=> Amazon,
+    Shopify <=> Shopify,
+    Zalando <=> Zalando,
 });
 
 wire_enum!(View <=> View, "view" {

@@ -5,11 +5,12 @@ use atelier_core::{
     analysis::{BoundingBox, ColorShare, Exposure, GarmentDescription, ImageAnalysis, MaskSource},
     cache::{CacheCounts, CacheUse},
     job::{JobId, JobKind, JobSpec, StoredInput},
+    output::{ImageFormat, OutputOptions, Preset},
     pipeline::{
         AnalysisOutput, JobState, PostOutput, ProcessingTimes, Upscaled, Variation, VideoOutput,
         plan_variations,
     },
-    request::{Gender, GenerateRequest, InputImage, ProductType, View},
+    request::{BackgroundKind, Gender, GenerateRequest, InputImage, ProductType, View},
 };
 
 pub(crate) const JOB_ID: &str = "0190f5c4-7b2a-7cc0-9a51-3f4f0e2d9c11";
@@ -37,6 +38,16 @@ pub(crate) fn full_state() -> JobState {
         priority: Some(0),
         callback_url: Some("https://hooks.example/atelier".into()),
         callback_events: Some(vec!["job.completed".into(), "job.stage_finished".into()]),
+        seed: Some(9_007_199_254_740_991),
+        output: Some(OutputOptions {
+            format: Some(ImageFormat::Webp),
+            quality: Some(77),
+            size: Some("1200x1600".into()),
+            preset: Some(Preset::Zalando),
+            margin: Some(0.123_456_7),
+            background_color: Some("#F4F1EC".into()),
+            transparent: Some(true),
+        }),
     };
     let spec = JobSpec {
         id: JOB_ID.parse::<JobId>().expect("uuid"),
@@ -109,6 +120,7 @@ pub(crate) fn full_state() -> JobState {
     let variations: Vec<Variation> = plan_variations(&spec.request)
         .into_iter()
         .map(|plan| Variation {
+            seed: (plan.background == BackgroundKind::Random).then_some(plan.index as u64 + 7),
             key: format!("variations/{}.jpg", plan.index),
             width: 2048,
             height: 2048,
@@ -176,6 +188,8 @@ pub(crate) fn variants() -> Vec<JobState> {
     sparse.spec.request.upscale = false;
     sparse.spec.request.upscale_factor = None;
     sparse.spec.request.priority = None;
+    sparse.spec.request.seed = None;
+    sparse.spec.request.output = Some(OutputOptions::default());
     sparse.post = PostOutput::default();
     sparse.upscaled.iter_mut().for_each(|u| u.fallback = None);
     sparse.times = ProcessingTimes::default();
@@ -186,6 +200,22 @@ pub(crate) fn variants() -> Vec<JobState> {
     empty_strings.post.report_key = Some(String::new());
     empty_strings.upscaled[0].fallback = Some(String::new());
     out.push(empty_strings);
+    for (format, preset) in [
+        (ImageFormat::Jpeg, Preset::Default),
+        (ImageFormat::Png, Preset::Amazon),
+        (ImageFormat::Webp, Preset::Shopify),
+    ] {
+        let mut s = full.clone();
+        s.spec.request.output = Some(OutputOptions {
+            format: Some(format),
+            preset: Some(preset),
+            ..OutputOptions::default()
+        });
+        out.push(s);
+    }
+    let mut no_output = full.clone();
+    no_output.spec.request.output = None;
+    out.push(no_output);
     for product_type in [
         ProductType::General,
         ProductType::Tops,

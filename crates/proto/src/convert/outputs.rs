@@ -151,6 +151,7 @@ impl From<&Variation> for v1::Variation {
             width: v.width,
             height: v.height,
             seconds: v.seconds,
+            seed: v.seed,
         }
     }
 }
@@ -166,6 +167,7 @@ impl TryFrom<&v1::Variation> for Variation {
                 background: WireEnum::from_wire(msg.background, "background")?,
                 ordinal: to_u8(msg.ordinal, "ordinal")?,
             },
+            seed: msg.seed,
             key: msg.key.clone(),
             width: msg.width,
             height: msg.height,

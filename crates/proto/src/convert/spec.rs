@@ -2,6 +2,7 @@
 
 use atelier_core::{
     job::{JobSpec, StoredInput},
+    output::OutputOptions,
     request::{GenerateRequest, InputImage},
 };
 
@@ -52,7 +53,38 @@ impl From<&GenerateRequest> for v1::GenerateRequest {
             priority: req.priority.map(u32::from),
             callback_url: req.callback_url.clone(),
             callback_events: req.callback_events.clone().unwrap_or_default(),
+            seed: req.seed,
+            output: req.output.as_ref().map(Into::into),
         }
+    }
+}
+
+impl From<&OutputOptions> for v1::OutputOptions {
+    fn from(o: &OutputOptions) -> Self {
+        Self {
+            format: o.format.map(|f| v1::ImageFormat::from(f).into()),
+            quality: o.quality.map(u32::from),
+            size: o.size.clone(),
+            preset: o.preset.map(|p| v1::OutputPreset::from(p).into()),
+            margin: o.margin,
+            background_color: o.background_color.clone(),
+            transparent: o.transparent,
+        }
+    }
+}
+
+impl TryFrom<&v1::OutputOptions> for OutputOptions {
+    type Error = ProtoError;
+    fn try_from(msg: &v1::OutputOptions) -> Result<Self, ProtoError> {
+        Ok(Self {
+            format: msg.format.map(|f| WireEnum::from_wire(f, "format")).transpose()?,
+            quality: msg.quality.map(|q| to_u8(q, "quality")).transpose()?,
+            size: msg.size.clone(),
+            preset: msg.preset.map(|p| WireEnum::from_wire(p, "preset")).transpose()?,
+            margin: msg.margin,
+            background_color: msg.background_color.clone(),
+            transparent: msg.transparent,
+        })
     }
 }
 
@@ -80,6 +112,12 @@ impl TryFrom<&v1::GenerateRequest> for GenerateRequest {
             priority: msg.priority.map(|p| to_u8(p, "priority")).transpose()?,
             callback_url: msg.callback_url.clone(),
             callback_events: (!msg.callback_events.is_empty()).then(|| msg.callback_events.clone()),
+            seed: msg.seed,
+            output: msg
+                .output
+                .as_ref()
+                .map(|o| OutputOptions::try_from(o).map_err(|e| e.within("output")))
+                .transpose()?,
         })
     }
 }

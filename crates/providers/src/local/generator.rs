@@ -41,12 +41,20 @@ impl Generator for LocalGenerator {
     async fn generate(&self, input: GenerateInput) -> Result<RgbImage, ProviderError> {
         let background = match input.plan.background {
             BackgroundKind::White => Background::White,
-            BackgroundKind::Plain => Background::Plain {
-                ordinal: input.plan.ordinal,
+            BackgroundKind::Plain => match input.output.background {
+                Some(rgb) => Background::Color(rgb),
+                None => Background::Plain {
+                    ordinal: input.plan.ordinal,
+                },
             },
             BackgroundKind::Random => Background::Random { seed: input.seed },
         };
-        let settings = self.settings.clone();
+        let settings = GenerationSettings {
+            canvas_width: input.output.width,
+            canvas_height: input.output.height,
+            padding: input.output.margin,
+            ..self.settings.clone()
+        };
         cpu::blocking("local generator", move || {
             generate::render(&input.source, &input.mask, &input.analysis, background, &settings)
         })

@@ -117,6 +117,7 @@ mod tests {
                 ordinal: 0,
             },
             seed: 7,
+            output: atelier_core::output::OutputSpec::defaults(&atelier_core::settings::Settings::defaults()),
             context: PromptContext {
                 product_type: ProductType::Tops,
                 gender: Gender::Female,
