@@ -96,15 +96,17 @@ async fn process_runs_on_gemini_and_replicate_fakes() {
 
     let variations = result["image_variations"].as_array().expect("variations");
     assert_eq!(variations.len(), 3);
+    // The fake answers at the photo's size (300×400); every variation is
+    // brought to the output's canvas (the default 960×1280) all the same.
     for v in variations {
         assert_eq!(
             (v["width"].as_u64(), v["height"].as_u64()),
-            (Some(300), Some(400))
+            (Some(960), Some(1280))
         );
         let file = root.join(v["url"].as_str().expect("url"));
         assert_eq!(
             image::image_dimensions(&file).expect("variation file"),
-            (300, 400)
+            (960, 1280)
         );
     }
     let upscaled = result["upscale_image"].as_array().expect("upscales");
@@ -113,7 +115,10 @@ async fn process_runs_on_gemini_and_replicate_fakes() {
         assert_eq!(u["factor"], 2);
         assert!(u.get("fallback").is_none(), "remote upscale used: {u}");
         let file = root.join(u["url"].as_str().expect("url"));
-        assert_eq!(image::image_dimensions(&file).expect("upscaled file"), (600, 800));
+        assert_eq!(
+            image::image_dimensions(&file).expect("upscaled file"),
+            (1920, 2560)
+        );
     }
 
     assert_eq!(

@@ -26,10 +26,14 @@ pub(crate) const ADMIN_KEY_ARGS: [&str; 9] = [
 ];
 
 /// Settings every test system starts with: quick retries, small canvases (the
-/// code paths are the same at full size), and local test servers allowed as
-/// input URLs (the SSRF tests switch that off again).
+/// code paths are the same at full size), local test servers allowed as
+/// input URLs (the SSRF tests switch that off again), and the result cache
+/// off: most tests send the same photo again and again and hold, fail, kill
+/// or count each job's work, which a result reused from an earlier job would
+/// skip. The cache's own tests (tests/cache.rs) switch it on.
 pub(crate) fn base_env() -> Vec<(String, String)> {
     [
+        ("ATELIER__CACHE__ENABLED", "false"),
         ("ATELIER__GATEWAY__FETCH__ALLOW_PRIVATE_NETWORKS", "true"),
         ("ATELIER__BROKER__RETRY_DELAYS_MS", "100,200"),
         ("ATELIER__BROKER__MAX_ATTEMPTS", "3"),

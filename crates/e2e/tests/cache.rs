@@ -51,7 +51,7 @@ async fn artefacts(sys: &System, result: &Value) -> Vec<bytes::Bytes> {
 }
 
 async fn repeats_and_overlaps_reuse_and_no_cache_bypasses(target: Target) {
-    let sys = System::start(target, Options::default()).await;
+    let sys = System::start(target, cache_on(Vec::new())).await;
     let uri = data_uri(&photo(GarmentShape::TShirt, 21));
     let body = request(&uri, [1, 1, 0], true);
 
@@ -113,10 +113,7 @@ async fn repeats_and_overlaps_reuse_and_no_cache_bypasses(target: Target) {
 
 async fn identical_requests_at_once_compute_once(target: Target) {
     // Five jobs may run each stage at once in one worker (and in serve).
-    let options = Options {
-        env: vec![("ATELIER__WORKER__CONCURRENCY".into(), "5".into())],
-        ..Options::default()
-    };
+    let options = cache_on(vec![("ATELIER__WORKER__CONCURRENCY".into(), "5".into())]);
     let sys = System::start(target, options).await;
     // A large photo: its analysis outlasts the five submissions.
     let uri = data_uri(&photo_sized(GarmentShape::Dress, 5, 1_800, 2_400));
@@ -142,5 +139,15 @@ async fn identical_requests_at_once_compute_once(target: Target) {
     let first = artefacts(&sys, &results[0].1).await;
     for (_, result) in &results[1..] {
         assert_eq!(artefacts(&sys, result).await, first);
+    }
+}
+
+/// The test systems start with the cache off (most tests count each job's
+/// work); these tests are about the cache, so they switch it on.
+fn cache_on(mut env: Vec<(String, String)>) -> Options {
+    env.push(("ATELIER__CACHE__ENABLED".into(), "true".into()));
+    Options {
+        env,
+        ..Options::default()
     }
 }

@@ -124,6 +124,8 @@ fn settings() -> Options {
         env: [
             ("ATELIER__LIMITS__MAX_BYTES", MAX_FILE.to_string()),
             ("ATELIER__LIMITS__MAX_PIXELS", MAX_PIXELS.to_string()),
+            // Output canvases may not exceed what inputs may be.
+            ("ATELIER__OUTPUT__MAX_PIXELS", MAX_PIXELS.to_string()),
             ("ATELIER__GATEWAY__UPLOADS__MAX_BODY_BYTES", MAX_BODY.to_string()),
             ("ATELIER__GATEWAY__UPLOADS__MAX_PARTS", MAX_PARTS.to_string()),
         ]

@@ -232,3 +232,42 @@ async fn identical_jobs_at_once_compute_once_in_a_process() {
     assert_eq!(total(|s| s.cache.generation), counts(8, 2));
     assert_eq!(total(|s| s.cache.upscaling), counts(8, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_seed_shares_scenes_and_the_output_keys_every_image() {
+    let store = BlobStore::memory();
+    let ctx = context(settings());
+    let seeded = |seed: u64| GenerateRequest {
+        seed: Some(seed),
+        ..request([0, 0, 1])
+    };
+    let first = run(&ctx, &store, seeded(7), false).await;
+    assert_eq!(reused(&first), [counts(0, 1), counts(0, 1), counts(0, 1)]);
+    // The same seed is the same scene: reused with its upscale.
+    let same = run(&ctx, &store, seeded(7), false).await;
+    assert_eq!(reused(&same), [counts(1, 0), counts(1, 0), counts(1, 0)]);
+    assert_eq!(same.variations[0].seed, Some(7));
+    // Another seed is another scene.
+    let other = run(&ctx, &store, seeded(8), false).await;
+    assert_eq!(reused(&other), [counts(1, 0), counts(0, 1), counts(0, 1)]);
+
+    // Another output format: the same picture encoded otherwise, so a miss,
+    // stored under the format's extension.
+    let png = GenerateRequest {
+        output: Some(atelier_core::output::OutputOptions {
+            format: Some(atelier_core::output::ImageFormat::Png),
+            ..Default::default()
+        }),
+        ..seeded(7)
+    };
+    let as_png = run(&ctx, &store, png.clone(), false).await;
+    assert_eq!(reused(&as_png), [counts(1, 0), counts(0, 1), counts(0, 1)]);
+    assert!(
+        as_png.variations[0].key.ends_with(".png"),
+        "{:?}",
+        as_png.variations[0]
+    );
+    let again = run(&ctx, &store, png, false).await;
+    assert_eq!(reused(&again), [counts(1, 0), counts(1, 0), counts(1, 0)]);
+    assert!(again.variations[0].key.ends_with(".png"));
+}
