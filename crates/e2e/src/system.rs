@@ -227,6 +227,25 @@ impl System {
         }
     }
 
+    /// GETs a served file (`url` as the API returns it, relative to the
+    /// gateway): its status, content type and bytes.
+    pub async fn file(&self, url: &str) -> (u16, String, bytes::Bytes) {
+        let resp = self
+            .http()
+            .get(format!("{}{url}", self.url(0)))
+            .send()
+            .await
+            .expect("file answers");
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, ctype, resp.bytes().await.expect("bytes"))
+    }
+
     /// POSTs `body` to `path` on gateway `n`.
     pub async fn post(&self, n: usize, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
         let mut req = self.http().post(format!("{}{path}", self.url(n))).json(body);

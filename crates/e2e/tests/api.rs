@@ -23,23 +23,6 @@ on_both_targets!(
     a_late_input_failure_answers_422_naming_the_input,
 );
 
-async fn fetch(sys: &System, url: &str) -> (u16, String, bytes::Bytes) {
-    let resp = sys
-        .http()
-        .get(format!("{}{url}", sys.url(0)))
-        .send()
-        .await
-        .expect("file answers");
-    let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    (status, ctype, resp.bytes().await.expect("bytes"))
-}
-
 /// The OpenAPI document the system serves.
 async fn contract(sys: &System) -> Value {
     let (code, doc) = sys.get_json(0, "/api/v1/openapi.json").await;
@@ -94,7 +77,7 @@ async fn old_api_requests_return_every_artefact(target: Target) {
     for (v, u) in variations.iter().zip(upscaled) {
         assert_eq!(u["width"].as_u64(), v["width"].as_u64().map(|w| w * 2));
         assert_eq!(u["height"].as_u64(), v["height"].as_u64().map(|h| h * 2));
-        let (status, ctype, bytes) = fetch(&stack, u["url"].as_str().expect("url")).await;
+        let (status, ctype, bytes) = stack.file(u["url"].as_str().expect("url")).await;
         assert_eq!((status, ctype.as_str()), (200, "image/jpeg"));
         let (w, h) = image::ImageReader::new(std::io::Cursor::new(&bytes))
             .with_guessed_format()
@@ -123,10 +106,10 @@ async fn old_api_requests_return_every_artefact(target: Target) {
     assert_eq!(code, 200, "{body}\n{}", stack.logs());
     assert_eq!(body["image_variations"].as_array().map(Vec::len), Some(2));
     assert_eq!(body["upscale_image"], json!([]));
-    let (status, ctype, video) = fetch(&stack, body["video_url"].as_str().expect("video")).await;
+    let (status, ctype, video) = stack.file(body["video_url"].as_str().expect("video")).await;
     assert_eq!((status, ctype.as_str()), (200, "video/mp4"));
     assert_eq!(&video[4..8], b"ftyp");
-    let (status, ctype, report) = fetch(&stack, body["excel_url"].as_str().expect("excel")).await;
+    let (status, ctype, report) = stack.file(body["excel_url"].as_str().expect("excel")).await;
     assert_eq!(status, 200);
     assert!(ctype.contains("spreadsheetml"), "{ctype}");
     assert_eq!(&report[..2], b"PK");

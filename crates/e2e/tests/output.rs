@@ -26,24 +26,6 @@ fn ask(photo_uri: &str, backgrounds: [u8; 3], upscale: bool, extra: Value) -> Va
     body
 }
 
-/// A served file: status, content type, bytes.
-async fn fetch(sys: &System, url: &str) -> (u16, String, Vec<u8>) {
-    let resp = sys
-        .http()
-        .get(format!("{}{url}", sys.url(0)))
-        .send()
-        .await
-        .expect("file answers");
-    let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    (status, ctype, resp.bytes().await.expect("bytes").to_vec())
-}
-
 /// Runs `body` synchronously and returns the response.
 async fn run(sys: &System, path: &str, body: &Value) -> Value {
     let (code, out) = sys.post(0, path, body, &[NO_CACHE]).await;
@@ -53,7 +35,8 @@ async fn run(sys: &System, path: &str, body: &Value) -> Value {
 
 /// Fetches `url`, checks its content type and magic bytes for `format`, decodes it.
 async fn image_at(sys: &System, url: &str, format: &str) -> (Vec<u8>, DynamicImage) {
-    let (status, ctype, bytes) = fetch(sys, url).await;
+    let (status, ctype, bytes) = sys.file(url).await;
+    let bytes = bytes.to_vec();
     assert_eq!(status, 200, "{url}");
     let (mime, magic_ok) = match format {
         "jpeg" => ("image/jpeg", bytes.starts_with(&[0xFF, 0xD8, 0xFF])),
@@ -239,12 +222,12 @@ async fn output_choices_and_seeds(target: Target) {
         variation(&body, 1).get("seed").is_none(),
         "no background, no seed: {body}"
     );
-    let (status, ctype, video) = fetch(&sys, body["video_url"].as_str().expect("video")).await;
+    let (status, ctype, video) = sys.file(body["video_url"].as_str().expect("video")).await;
     assert_eq!(
         (status, ctype.as_str(), &video[4..8]),
         (200, "video/mp4", &b"ftyp"[..])
     );
-    let (status, _, report) = fetch(&sys, body["excel_url"].as_str().expect("report")).await;
+    let (status, _, report) = sys.file(body["excel_url"].as_str().expect("report")).await;
     assert_eq!((status, &report[..2]), (200, &b"PK"[..]));
 
     // backgroundColor fills plain backgrounds exactly (lossless PNG).

@@ -333,6 +333,17 @@ impl BlobStore {
         use futures::{StreamExt, TryStreamExt};
         let path = parse(prefix.trim_end_matches('/'))?;
         let locations = self.inner.list(Some(&path)).map_ok(|meta| meta.location).boxed();
+        self.delete_listed(prefix, locations).await
+    }
+
+    /// Deletes the blobs `locations` lists (under `prefix`, named in errors);
+    /// returns how many went, not counting those already gone.
+    async fn delete_listed(
+        &self,
+        prefix: &str,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> Result<u64, StorageError> {
+        use futures::StreamExt;
         let mut deleted = 0;
         let mut results = self.inner.delete_stream(locations);
         while let Some(result) = results.next().await {
@@ -361,16 +372,7 @@ impl BlobStore {
                 futures::future::ready(Ok((written < cutoff_ms).then_some(meta.location)))
             })
             .boxed();
-        let mut deleted = 0;
-        let mut results = self.inner.delete_stream(old);
-        while let Some(result) = results.next().await {
-            match result {
-                Ok(_) => deleted += 1,
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(map_err(prefix, e)),
-            }
-        }
-        Ok(deleted)
+        self.delete_listed(prefix, old).await
     }
 }
 
