@@ -252,23 +252,32 @@ impl System {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.expect("gateway answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        Self::send(req).await
     }
 
     /// GETs `path` on gateway `n`, as JSON when it is.
     pub async fn get_json(&self, n: usize, path: &str) -> (u16, Value) {
-        let resp = self
-            .http()
-            .get(format!("{}{path}", self.url(n)))
-            .send()
-            .await
-            .expect("gateway answers");
+        Self::send(self.http().get(format!("{}{path}", self.url(n)))).await
+    }
+
+    /// Sends a built request: its status and body, as JSON when it is (an
+    /// error page or plain text comes back as a JSON string).
+    pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+        let (status, _, body) = Self::send_with_headers(req).await;
+        (status, body)
+    }
+
+    /// [`System::send`], with the response's headers.
+    pub async fn send_with_headers(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+        let resp = req.send().await.expect("gateway answers");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Polls `GET /api/v1/jobs/{id}` with the admin key until the job is terminal.

@@ -21,10 +21,7 @@ on_both_targets!(
 );
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
-    let resp = client.get(url).send().await.expect("gateway answers");
-    let code = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    System::send(client.get(url)).await
 }
 
 async fn submit(sys: &System, client: &reqwest::Client, seed: u64) -> String {

@@ -59,27 +59,11 @@ async fn post_with(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = req.send().await.expect("gateway answers");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.expect("body");
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    System::send_with_headers(req).await
 }
 
 async fn get_with(client: &reqwest::Client, url: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let resp = client.get(url).send().await.expect("gateway answers");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.expect("body");
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    System::send_with_headers(client.get(url)).await
 }
 
 /// A local HTTP server that counts every request it gets and, under

@@ -93,10 +93,7 @@ async fn post_form(sys: &System, parts: &[Part<'_>], headers: &[(&str, &str)]) -
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = req.send().await.expect("gateway answers");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    System::send(req).await
 }
 
 /// A request whose inputs are `urls`, one white image each.
