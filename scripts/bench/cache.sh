@@ -10,6 +10,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
+# shellcheck source=../lib/bench.sh
+source "$(dirname "$0")/../lib/bench.sh"
 cd "$ATELIER_ROOT" || exit 1
 
 rounds="${1:-7}"
@@ -23,19 +25,10 @@ case "$endpoint" in
 esac
 
 ensure_build_deps
-bin_dir="${ATELIER_BIN_DIR:-${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release}"
-if [ -z "${ATELIER_BIN_DIR:-}" ]; then
-  log "building atelier (release)"
-  cargo build --release --locked -p atelier-cli
-fi
-bin="$bin_dir/atelier"
+bin="$(bench_bin_dir)/atelier"
 work="$(mktemp -d)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port="$(free_port)"
-grpc="$(free_port)"
-url="http://127.0.0.1:$port"
 
-cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() { [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 # The request of API.md over the photo as a data: URI (white, plain, random
@@ -49,12 +42,8 @@ print(json.dumps({"inputImages": [{"url": uri, "view": "front", "backgrounds": c
 EOF
 
 key="$("$bin" keys create --name bench --admin --rate-per-minute 0 --max-in-flight 0 --data "$work/data" 2>/dev/null)"
-"$bin" serve --bind "127.0.0.1:$port" --grpc "127.0.0.1:$grpc" --data "$work/data" 2>"$work/serve.log" &
-pid=$!
-until curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; do
-  kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; die "atelier serve exited"; }
-  sleep 0.05
-done
+start_serve "$bin" "$work/data" "$work/serve.log"
+url="$SERVE_URL"
 
 # One request; prints its wall time in seconds, keeps the body in $work/$1.json.
 call() {

@@ -7,6 +7,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
+# shellcheck source=../lib/bench.sh
+source "$(dirname "$0")/../lib/bench.sh"
 cd "$ATELIER_ROOT" || exit 1
 
 requests="${1:-16}"
@@ -14,29 +16,18 @@ rounds="${2:-3}"
 shift $(($# < 2 ? $# : 2))
 
 ensure_build_deps
-bin_dir="${ATELIER_BIN_DIR:-${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release}"
-if [ -z "${ATELIER_BIN_DIR:-}" ]; then
-  log "building atelier (release)"
-  cargo build --release --locked -p atelier-cli
-fi
-bin="$bin_dir/atelier"
+bin="$(bench_bin_dir)/atelier"
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-grpc="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-url="http://127.0.0.1:$port"
 
-cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() { [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 ATELIER_API_KEY="$("$bin" keys create --name bench --admin --rate-per-minute 0 --max-in-flight 0 --data "$work/data" 2>/dev/null)"
 export ATELIER_API_KEY
 started="$(date +%s.%N)"
-"$bin" serve --bind "127.0.0.1:$port" --grpc "127.0.0.1:$grpc" --data "$work/data" 2>"$work/serve.log" &
-pid=$!
-until curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; do
-  kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; die "atelier serve exited"; }
-  sleep 0.005
-done
+start_serve "$bin" "$work/data" "$work/serve.log"
+url="$SERVE_URL"
+pid="$SERVE_PID"
 ready="$(date +%s.%N)"
 printf 'ready after %.3f s\n' "$(echo "$ready - $started" | bc)"
 sleep 2
