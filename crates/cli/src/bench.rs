@@ -106,21 +106,15 @@ pub(crate) fn sniff_mime(bytes: &[u8]) -> Option<&'static str> {
 pub(crate) fn request_body(photo: &[u8], mime: &str, args: &BenchArgs) -> anyhow::Result<Vec<u8>> {
     let encoded = base64::engine::general_purpose::STANDARD.encode(photo);
     let request = GenerateRequest {
-        input_images: vec![InputImage {
-            url: format!("data:{mime};base64,{encoded}"),
-            view: View::Front,
-            backgrounds: args.backgrounds.0,
-        }],
         product_type: ProductType::General,
         gender: Gender::Unisex,
         text: Some("atelier bench".to_string()),
         upscale: args.upscale,
-        upscale_factor: None,
-        priority: None,
-        callback_url: None,
-        callback_events: None,
-        seed: None,
-        output: None,
+        ..GenerateRequest::for_inputs(vec![InputImage {
+            url: format!("data:{mime};base64,{encoded}"),
+            view: View::Front,
+            backgrounds: args.backgrounds.0,
+        }])
     };
     request
         .validate()

@@ -323,30 +323,18 @@ mod tests {
 
     #[test]
     fn plans_follow_input_then_kind_order() {
-        let req = GenerateRequest {
-            input_images: vec![
-                InputImage {
-                    url: "a".into(),
-                    view: View::Front,
-                    backgrounds: [1, 2, 0],
-                },
-                InputImage {
-                    url: "b".into(),
-                    view: View::Back,
-                    backgrounds: [0, 0, 1],
-                },
-            ],
-            product_type: Default::default(),
-            gender: Default::default(),
-            text: None,
-            upscale: false,
-            upscale_factor: None,
-            priority: None,
-            callback_url: None,
-            callback_events: None,
-            seed: None,
-            output: None,
-        };
+        let req = GenerateRequest::for_inputs(vec![
+            InputImage {
+                url: "a".into(),
+                view: View::Front,
+                backgrounds: [1, 2, 0],
+            },
+            InputImage {
+                url: "b".into(),
+                view: View::Back,
+                backgrounds: [0, 0, 1],
+            },
+        ]);
         let plans = plan_variations(&req);
         let got: Vec<_> = plans
             .iter()

@@ -221,6 +221,25 @@ impl From<UpscaleFactor> for u8 {
 }
 
 impl GenerateRequest {
+    /// A request over `input_images` with every other field as a JSON body that
+    /// leaves it out gets it: the starting point for requests built in code
+    /// (`GenerateRequest { upscale: true, ..GenerateRequest::for_inputs(inputs) }`).
+    pub fn for_inputs(input_images: Vec<InputImage>) -> Self {
+        Self {
+            input_images,
+            product_type: ProductType::default(),
+            gender: Gender::default(),
+            text: None,
+            upscale: false,
+            upscale_factor: None,
+            priority: None,
+            callback_url: None,
+            callback_events: None,
+            seed: None,
+            output: None,
+        }
+    }
+
     /// Checks every rule of the API contract that serde's types cannot express,
     /// naming the first offending field.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -406,6 +425,13 @@ mod tests {
 
     fn parse(json: &str) -> Result<GenerateRequest, serde_json::Error> {
         serde_json::from_str(json)
+    }
+
+    #[test]
+    fn for_inputs_is_a_body_with_only_inputs() {
+        let req = parse(r#"{"inputImages":[{"url":"https://shop.example/a.jpg","backgrounds":[1,0,0]}]}"#)
+            .expect("parses");
+        assert_eq!(GenerateRequest::for_inputs(req.input_images.clone()), req);
     }
 
     #[test]

@@ -17,21 +17,16 @@ const NAVY: &str = "#1f3a5f";
 
 fn request() -> GenerateRequest {
     GenerateRequest {
-        input_images: vec![InputImage {
-            url: "shirt.jpg".into(),
-            view: View::Front,
-            backgrounds: [1, 1, 1],
-        }],
         product_type: ProductType::Tops,
         gender: Gender::Female,
         text: Some("linen summer shirt".into()),
         upscale: true,
         upscale_factor: Some(2),
-        priority: None,
-        callback_url: None,
-        callback_events: None,
-        seed: None,
-        output: None,
+        ..GenerateRequest::for_inputs(vec![InputImage {
+            url: "shirt.jpg".into(),
+            view: View::Front,
+            backgrounds: [1, 1, 1],
+        }])
     }
 }
 

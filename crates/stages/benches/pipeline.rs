@@ -37,21 +37,13 @@ fn pipeline(c: &mut Criterion) {
                         id: JobId::new(),
                         kind: JobKind::Full,
                         request: GenerateRequest {
-                            input_images: vec![InputImage {
+                            upscale: true,
+                            upscale_factor: Some(2),
+                            ..GenerateRequest::for_inputs(vec![InputImage {
                                 url: "bench.jpg".into(),
                                 view: View::Front,
                                 backgrounds: [1, 1, 1],
-                            }],
-                            product_type: Default::default(),
-                            gender: Default::default(),
-                            text: None,
-                            upscale: true,
-                            upscale_factor: Some(2),
-                            priority: None,
-                            callback_url: None,
-                            callback_events: None,
-                            seed: None,
-                            output: None,
+                            }])
                         },
                         inputs: vec![StoredInput {
                             key: "inputs/0.jpg".into(),

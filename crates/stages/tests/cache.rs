@@ -33,21 +33,13 @@ fn context(settings: Settings) -> StageContext {
 
 fn request(backgrounds: [u8; 3]) -> GenerateRequest {
     GenerateRequest {
-        input_images: vec![InputImage {
+        text: Some("studio".into()),
+        upscale: true,
+        ..GenerateRequest::for_inputs(vec![InputImage {
             url: "garment.jpg".into(),
             view: View::Front,
             backgrounds,
-        }],
-        product_type: Default::default(),
-        gender: Default::default(),
-        text: Some("studio".into()),
-        upscale: true,
-        upscale_factor: None,
-        priority: None,
-        callback_url: None,
-        callback_events: None,
-        seed: None,
-        output: None,
+        }])
     }
 }
 

@@ -29,23 +29,17 @@ fn settings() -> Arc<Settings> {
 
 fn request(inputs: usize, backgrounds: [u8; 3], upscale: bool) -> GenerateRequest {
     GenerateRequest {
-        input_images: (0..inputs)
-            .map(|i| InputImage {
-                url: format!("garment-{i}.jpg"),
-                view: if i == 0 { View::Front } else { View::Back },
-                backgrounds,
-            })
-            .collect(),
-        product_type: Default::default(),
-        gender: Default::default(),
         text: Some("studio".into()),
         upscale,
-        upscale_factor: None,
-        priority: None,
-        callback_url: None,
-        callback_events: None,
-        seed: None,
-        output: None,
+        ..GenerateRequest::for_inputs(
+            (0..inputs)
+                .map(|i| InputImage {
+                    url: format!("garment-{i}.jpg"),
+                    view: if i == 0 { View::Front } else { View::Back },
+                    backgrounds,
+                })
+                .collect(),
+        )
     }
 }
 
