@@ -152,13 +152,23 @@ impl Stack {
 
     /// Starts one worker and waits until it consumes.
     pub async fn start_worker(&mut self, name: &str) {
+        self.start_instance(name, name.to_string(), 1).await;
+    }
+
+    /// Starts another replica of the `name` worker (the `replica`th, counting
+    /// the first as 1, known as `{name}-{replica}`) and waits until the stage's
+    /// queue has that many consumers.
+    pub async fn start_replica(&mut self, name: &str, replica: u32) {
+        self.start_instance(name, format!("{name}-{replica}"), replica)
+            .await;
+    }
+
+    async fn start_instance(&mut self, name: &str, instance: String, consumers: u32) {
         let stage = WORKERS.iter().find(|(n, _)| *n == name).expect("worker name").1;
-        let wenv = with_ops(&self.env, name, &mut self.service_ops);
-        self.workers.insert(
-            name.to_string(),
-            Service::spawn(name, &format!("atelier-{name}"), &[], &wenv, self.dir.path()),
-        );
-        self.wait_consumers(stage, 1, Instant::now() + READY_TIMEOUT, name)
+        let wenv = with_ops(&self.env, &instance, &mut self.service_ops);
+        let service = Service::spawn(&instance, &format!("atelier-{name}"), &[], &wenv, self.dir.path());
+        self.workers.insert(instance.clone(), service);
+        self.wait_consumers(stage, consumers, Instant::now() + READY_TIMEOUT, &instance)
             .await;
     }
 

@@ -1,7 +1,8 @@
 //! Result reuse end to end on both targets: a repeat reuses every stage
 //! (same bytes, `metadata.cache` saying so), an overlapping request reuses
-//! the shared part, `Cache-Control: no-cache` computes afresh, and five
-//! identical requests at once compute the analysis once.
+//! the shared part, `Cache-Control: no-cache` computes afresh, five
+//! identical requests at once compute the analysis once, and so do two
+//! identical requests on two replicas of each worker (the stack).
 
 use atelier_e2e::{Options, System, Target, data_uri, on_both_targets, photo, photo_sized, request};
 use atelier_fixtures::GarmentShape;
@@ -36,16 +37,11 @@ async fn artefacts(sys: &System, result: &Value) -> Vec<bytes::Bytes> {
         .map(|item| item["url"].as_str().expect("url").to_string())
         .collect();
     urls.extend(result["video_url"].as_str().map(str::to_string));
-    let http = sys.http();
     let mut out = Vec::new();
     for url in urls {
-        let resp = http
-            .get(format!("{}{url}", sys.url(0)))
-            .send()
-            .await
-            .expect("file");
-        assert_eq!(resp.status().as_u16(), 200, "{url}");
-        out.push(resp.bytes().await.expect("bytes"));
+        let (status, _, bytes) = sys.file(&url).await;
+        assert_eq!(status, 200, "{url}");
+        out.push(bytes);
     }
     out
 }
@@ -140,6 +136,49 @@ async fn identical_requests_at_once_compute_once(target: Target) {
     for (_, result) in &results[1..] {
         assert_eq!(artefacts(&sys, result).await, first);
     }
+}
+
+/// Worker replicas are separate processes: nothing in memory is shared, so
+/// only the claim blob beside an entry (a conditional create in the blob
+/// store) keeps two replicas from computing the same entry at once. Two
+/// replicas of every computing stage, one job at a time each, and two identical
+/// requests at once: each replica takes one job, and still one of them computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_one_computation_through_the_claim() {
+    let mut sys = System::start(
+        Target::Stack,
+        cache_on(vec![("ATELIER__WORKER__CONCURRENCY".into(), "1".into())]),
+    )
+    .await;
+    for name in ["analysis", "generation", "upscaling"] {
+        sys.stack().start_replica(name, 2).await;
+    }
+    // A large photo: its analysis outlasts the two submissions.
+    let uri = data_uri(&photo_sized(GarmentShape::Dress, 6, 1_800, 2_400));
+    let body = json!({
+        "inputImages": [ { "url": uri, "view": "front", "backgrounds": [1, 1, 0] } ],
+        "upscale": true
+    });
+    let results =
+        futures::future::join_all((0..2).map(|_| sys.post(0, "/api/v1/generate/image", &body, &[]))).await;
+    let mut total = [[0; 2]; 4];
+    for (code, result) in &results {
+        assert_eq!(*code, 200, "{result}\n{}", sys.logs());
+        for (sum, counts) in total.iter_mut().zip(reused(result)) {
+            sum[0] += counts[0];
+            sum[1] += counts[1];
+        }
+    }
+    assert_eq!(
+        total,
+        [[1, 1], [2, 2], [2, 2], [0, 0]],
+        "one analysis, two renders and two upscales made for two jobs on two replicas\n{}",
+        sys.logs()
+    );
+    assert_eq!(
+        artefacts(&sys, &results[0].1).await,
+        artefacts(&sys, &results[1].1).await
+    );
 }
 
 /// The test systems start with the cache off (most tests count each job's
