@@ -65,21 +65,28 @@ async fn segmenter_onnx_masks_the_job(target: Target) {
     let truth = atelier_fixtures::render(&Scene::example(GarmentShape::TShirt, 480, 640, seed));
     let (x, y, w, h) = truth.bbox;
     let b = &analysis["bounding_box"];
-    let near = |got: &serde_json::Value, want: u32| {
-        got.as_u64()
-            .is_some_and(|g| g.abs_diff(u64::from(want)) <= 8)
-    };
+    let near =
+        |got: &serde_json::Value, want: u32| got.as_u64().is_some_and(|g| g.abs_diff(u64::from(want)) <= 8);
     assert!(
         near(&b["x"], x) && near(&b["y"], y) && near(&b["width"], w) && near(&b["height"], h),
         "box {b} against the truth {:?}",
         truth.bbox
     );
-    assert_eq!(result["image_variations"].as_array().map(Vec::len), Some(1), "{result}");
+    assert_eq!(
+        result["image_variations"].as_array().map(Vec::len),
+        Some(1),
+        "{result}"
+    );
 }
 
 /// Runs `binary ARGS` with `env` until it exits (at most [`EXIT_TIMEOUT`]);
 /// returns its exit status and everything it wrote.
-fn run_to_exit(binary: &str, args: &[String], env: &[(String, String)], dir: &Path) -> (std::process::ExitStatus, String) {
+fn run_to_exit(
+    binary: &str,
+    args: &[String],
+    env: &[(String, String)],
+    dir: &Path,
+) -> (std::process::ExitStatus, String) {
     let log_path = dir.join(format!("{binary}.log"));
     let log = std::fs::File::create(&log_path).expect("log");
     let mut child = Command::new(bin_dir().join(binary))
@@ -140,5 +147,8 @@ async fn segmenter_wrong_model_stops_start_up(target: Target) {
     assert!(!status.success(), "{binary} exited {status}:\n{log}");
     assert!(log.contains("analysis.onnx_model"), "{log}");
     assert!(log.contains(&model), "names the file: {log}");
-    assert!(log.contains("wrong shape") && log.contains("1,3,64,64"), "names the shape found: {log}");
+    assert!(
+        log.contains("wrong shape") && log.contains("1,3,64,64"),
+        "names the shape found: {log}"
+    );
 }

@@ -366,7 +366,11 @@ mod tests {
             let values: Vec<f32> = (0..s * s)
                 .map(|i| {
                     let (x, y) = ((i % s) as f32 / s as f32, (i / s) as f32 / s as f32);
-                    if (x0..x1).contains(&x) && (y0..y1).contains(&y) { 0.9 } else { 0.1 }
+                    if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
+                        0.9
+                    } else {
+                        0.1
+                    }
                 })
                 .collect();
             MaskPrior::from_probabilities(s, s, &values)

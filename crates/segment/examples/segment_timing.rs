@@ -42,8 +42,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let defaults = Settings::defaults().analysis;
     let photo = atelier_fixtures::render(&Scene::example(GarmentShape::TShirt, 1536, 2048, 7)).image;
-    let (ww, wh) = atelier_imaging::resize::fit_within(photo.width(), photo.height(), defaults.working_max_side);
-    let work = atelier_imaging::resize::rgb(&photo, ww, wh, atelier_imaging::resize::Filter::Box).expect("work");
+    let (ww, wh) =
+        atelier_imaging::resize::fit_within(photo.width(), photo.height(), defaults.working_max_side);
+    let work =
+        atelier_imaging::resize::rgb(&photo, ww, wh, atelier_imaging::resize::Filter::Box).expect("work");
     println!(
         "photo {}x{}, working copy {ww}x{wh}, median of {RUNS} runs",
         photo.width(),
@@ -65,7 +67,8 @@ fn main() {
         let mut settings = defaults.clone();
         settings.segmenter = SegmenterKind::Onnx;
         settings.onnx_input_size = size;
-        let whole = time(|| analysis::analyze_with_prior(&photo, None, &settings, Some(&model)).expect("analysis"));
+        let whole =
+            time(|| analysis::analyze_with_prior(&photo, None, &settings, Some(&model)).expect("analysis"));
         println!("S = {size:>4}: load + optimise + warm-up  {load:>10.1?}");
         println!("S = {size:>4}: map of the working copy    {map:>10.1?}");
         println!("S = {size:>4}: analysis with the prior    {whole:>10.1?}");

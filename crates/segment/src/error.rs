@@ -27,7 +27,11 @@ pub enum SegmentError {
          (analysis.onnx_input_size = {size}) and output 0 a foreground map [1, 1, {size}, {size}] or [1, {size}, {size}]",
         path.display()
     )]
-    Shape { path: PathBuf, size: usize, found: String },
+    Shape {
+        path: PathBuf,
+        size: usize,
+        found: String,
+    },
     /// Inference on one photo failed (an internal error: the model was checked at start-up).
     #[error("inference failed: {0}")]
     Inference(String),

@@ -47,9 +47,7 @@ impl InputSpec {
 
     /// The normalised value of every 8-bit level, per channel.
     fn lut(&self) -> [[f32; 256]; 3] {
-        std::array::from_fn(|c| {
-            std::array::from_fn(|v| (v as f32 / 255.0 - self.mean[c]) / self.std[c])
-        })
+        std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - self.mean[c]) / self.std[c]))
     }
 }
 
@@ -83,7 +81,10 @@ impl OnnxSegmenter {
     ///
     /// See [`OnnxSegmenter::load`].
     pub fn from_settings(settings: &AnalysisSettings) -> Result<Self, SegmentError> {
-        Self::load(Path::new(&settings.onnx_model), InputSpec::from_settings(settings))
+        Self::load(
+            Path::new(&settings.onnx_model),
+            InputSpec::from_settings(settings),
+        )
     }
 
     /// Reads, checks, optimises and warms up the model at `path`.
@@ -204,7 +205,12 @@ impl OnnxSegmenter {
             .first()
             .ok_or_else(|| SegmentError::Inference("the model returned no output".into()))?;
         let map = first.cast_to::<f32>().map_err(infer)?;
-        let mut values: Vec<f32> = map.to_plain_array_view::<f32>().map_err(infer)?.iter().copied().collect();
+        let mut values: Vec<f32> = map
+            .to_plain_array_view::<f32>()
+            .map_err(infer)?
+            .iter()
+            .copied()
+            .collect();
         if values.len() != plane {
             return Err(SegmentError::Inference(format!(
                 "the map has {} values, not {s}×{s}",

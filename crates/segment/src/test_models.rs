@@ -15,8 +15,10 @@ use std::path::Path;
 
 use prost::Message;
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+    TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType,
+    tensor_proto::DataType,
     tensor_shape_proto::{Dimension, dimension::Value as Dim},
     type_proto,
 };
@@ -117,7 +119,11 @@ pub fn model(kind: Kind, spec: &InputSpec) -> Vec<u8> {
         graph: Some(GraphProto {
             name: format!("{kind:?}"),
             node: nodes,
-            initializer: if kind == Kind::Rank3Input { Vec::new() } else { initializer },
+            initializer: if kind == Kind::Rank3Input {
+                Vec::new()
+            } else {
+                initializer
+            },
             input: vec![value_info("image", &input_shape)],
             output: vec![value_info("mask", &output_shape)],
             ..GraphProto::default()

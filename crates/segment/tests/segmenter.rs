@@ -164,7 +164,11 @@ fn segmenter_cut_out_of_a_garment_photo_matches_its_truth() {
     let mut settings = onnx_settings(320);
     settings.onnx_model = written(dir.path(), Kind::Saliency, 320).display().to_string();
     let model = OnnxSegmenter::from_settings(&settings).expect("load");
-    for (shape, seed) in [(GarmentShape::TShirt, 3), (GarmentShape::Trousers, 4), (GarmentShape::LongSleeve, 5)] {
+    for (shape, seed) in [
+        (GarmentShape::TShirt, 3),
+        (GarmentShape::Trousers, 4),
+        (GarmentShape::LongSleeve, 5),
+    ] {
         let truth = atelier_fixtures::render(&Scene::example(shape, 600, 800, seed));
         let a = analysis::analyze_with_prior(&truth.image, None, &settings, Some(&model)).expect("analysis");
         assert_eq!(a.analysis.mask_source, MaskSource::Model);
