@@ -67,6 +67,8 @@ async fn serve(
     let jobs = atelier_jobs::connect(&settings.database)
         .await
         .context("opening the job database")?;
+    // Before anything listens: a bad segmentation model stops `serve` here.
+    let providers = atelier_worker::build_providers(&settings, Some(jobs.clone())).await?;
     let bus = JobBus::in_process(&settings)?;
     let blobs = BlobStore::from_url(&settings.blobs.url)?;
 
@@ -93,7 +95,7 @@ async fn serve(
         settings.clone(),
         bus.clone(),
         blobs.clone(),
-        Some(jobs.clone()),
+        providers,
         shutdown.clone(),
     ));
     let keys = jobs.keys().await?;

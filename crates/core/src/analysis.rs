@@ -43,6 +43,9 @@ pub enum MaskSource {
     Alpha,
     /// Separation from a backdrop model fitted to the borders.
     Backdrop,
+    /// A segmentation model's map (`analysis.segmenter = "onnx"`), refined by the
+    /// backdrop separation's colour models, smoothness term and guided filter.
+    Model,
 }
 
 /// Confidence of analyses stored before `mask_confidence` existed.

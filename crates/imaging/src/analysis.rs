@@ -21,6 +21,7 @@ mod kmeans;
 mod mask;
 mod morph;
 mod palette;
+mod prior;
 mod score;
 mod stats;
 
@@ -32,6 +33,8 @@ use image::{GrayImage, RgbImage};
 
 use crate::resize::{self, Filter};
 use crate::{ImagingError, color};
+
+pub use prior::{MaskPrior, PriorSource};
 
 /// An alpha channel is used as the mask only when at least this share of the
 /// pixels is transparent; a fully opaque alpha (common in PNG exports of ordinary
@@ -81,6 +84,23 @@ pub fn analyze(
     alpha: Option<&GrayImage>,
     settings: &AnalysisSettings,
 ) -> Result<Analyzed, ImagingError> {
+    analyze_with_prior(rgb, alpha, settings, None)
+}
+
+/// [`analyze`], with the cut-out's first labelling taken from `prior` (a
+/// segmentation model) instead of the classic region labelling; the mask is then
+/// reported as [`MaskSource::Model`]. The prior is asked for only when the cut-out
+/// runs (an informative alpha channel still wins), with the working copy.
+///
+/// # Errors
+///
+/// Those of [`analyze`], and [`ImagingError::Segmentation`] when the prior fails.
+pub fn analyze_with_prior(
+    rgb: &RgbImage,
+    alpha: Option<&GrayImage>,
+    settings: &AnalysisSettings,
+    prior: Option<&dyn PriorSource>,
+) -> Result<Analyzed, ImagingError> {
     let (width, height) = rgb.dimensions();
     if width == 0 || height == 0 {
         return Err(ImagingError::NoForeground(format!(
@@ -95,7 +115,7 @@ pub fn analyze(
     };
 
     // The full-resolution statistics and the mask are independent: run them side by side.
-    let (full, separation) = rayon::join(|| stats::measure(rgb), || separate(&work, alpha));
+    let (full, separation) = rayon::join(|| stats::measure(rgb), || separate(&work, alpha, prior));
     let separation = separation?;
 
     let extent = match alpha {
@@ -133,8 +153,13 @@ pub fn analyze(
 }
 
 /// Finds the garment in the working copy: from `alpha` when it is informative,
-/// otherwise by separation from the fitted backdrop.
-fn separate(work: &RgbImage, alpha: Option<&GrayImage>) -> Result<Separation, ImagingError> {
+/// otherwise by separation from the fitted backdrop, starting from `prior`'s map
+/// when there is one.
+fn separate(
+    work: &RgbImage,
+    alpha: Option<&GrayImage>,
+    prior: Option<&dyn PriorSource>,
+) -> Result<Separation, ImagingError> {
     let (w, h) = work.dimensions();
     if let Some(alpha) = alpha {
         let small = if alpha.dimensions() == (w, h) {
@@ -154,12 +179,25 @@ fn separate(work: &RgbImage, alpha: Option<&GrayImage>) -> Result<Separation, Im
     }
     let positions = backdrop::border_samples(w, h);
     let model = backdrop::fit(work, &positions);
-    let cut = cutout::cut(work, &model, &positions, None)
-        .ok_or_else(|| ImagingError::NoForeground("nothing stands out from the backdrop".into()))?;
+    let map = match prior {
+        Some(source) => Some(source.prior(work)?.probabilities_at(w, h)?),
+        None => None,
+    };
+    let cut = cutout::cut(work, &model, &positions, map.as_deref()).ok_or_else(|| {
+        ImagingError::NoForeground(if map.is_some() {
+            "the segmentation model found no garment".into()
+        } else {
+            "nothing stands out from the backdrop".into()
+        })
+    })?;
     Ok(Separation {
         confidence: cut.evidence.confidence(),
         mask: cut.alpha,
-        source: MaskSource::Backdrop,
+        source: if map.is_some() {
+            MaskSource::Model
+        } else {
+            MaskSource::Backdrop
+        },
         backdrop: color::oklab_to_srgb(model.centre()),
     })
 }
@@ -313,5 +351,64 @@ mod tests {
         );
         assert_eq!(a.analysis.backdrop_color, "#ebebeb");
         assert_eq!(a.mask.dimensions(), (200, 200));
+    }
+
+    /// A prior that marks a fixed box of its (any-size) frame, in fractions.
+    struct BoxPrior {
+        side: u32,
+        frac: (f32, f32, f32, f32),
+    }
+
+    impl PriorSource for BoxPrior {
+        fn prior(&self, _work: &RgbImage) -> Result<MaskPrior, ImagingError> {
+            let s = self.side;
+            let (x0, y0, x1, y1) = self.frac;
+            let values: Vec<f32> = (0..s * s)
+                .map(|i| {
+                    let (x, y) = ((i % s) as f32 / s as f32, (i / s) as f32 / s as f32);
+                    if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
+                        0.9
+                    } else {
+                        0.1
+                    }
+                })
+                .collect();
+            MaskPrior::from_probabilities(s, s, &values)
+        }
+    }
+
+    #[test]
+    fn a_prior_starts_the_cut_out_and_is_refined_to_the_garment() {
+        // Garment at x 60..140, y 50..150 of 200²; the prior is a looser box
+        // (x 25%..75%, y 20%..80%), as a coarse 32² model map would be.
+        let img = RgbImage::from_fn(200, 200, |x, y| {
+            if (60..140).contains(&x) && (50..150).contains(&y) {
+                Rgb([30, 60, 120])
+            } else {
+                Rgb([235; 3])
+            }
+        });
+        let prior = BoxPrior {
+            side: 32,
+            frac: (0.25, 0.2, 0.75, 0.8),
+        };
+        let a = analyze_with_prior(&img, None, &settings(), Some(&prior)).expect("garment");
+        assert_eq!(a.analysis.mask_source, MaskSource::Model);
+        let b = a.analysis.bounding_box;
+        let near = |v: u32, want: u32| v.abs_diff(want) <= 3;
+        assert!(
+            near(b.x, 60) && near(b.y, 50) && near(b.width, 80) && near(b.height, 100),
+            "the colour models pull the loose prior onto the garment: {b:?}"
+        );
+
+        // A prior that finds nothing is no garment, named as the model's finding.
+        let empty = BoxPrior {
+            side: 16,
+            frac: (0.0, 0.0, 0.0, 0.0),
+        };
+        match analyze_with_prior(&img, None, &settings(), Some(&empty)) {
+            Err(ImagingError::NoForeground(m)) => assert!(m.contains("segmentation model"), "{m}"),
+            other => panic!("expected no foreground, got {other:?}"),
+        }
     }
 }

@@ -38,6 +38,9 @@ pub enum ImagingError {
     /// The video encoder or muxer failed.
     #[error("video encoding failed: {0}")]
     Video(String),
+    /// The segmentation model (a mask prior source) failed on a photo.
+    #[error("segmentation model failed: {0}")]
+    Segmentation(String),
     /// The Excel writer failed.
     #[error("report writing failed")]
     Report(#[source] rust_xlsxwriter::XlsxError),

@@ -97,6 +97,10 @@ pub enum ProviderError {
     /// A provider is switched on but cannot be built (no key, bad settings).
     #[error("{provider} is not configured: {message}")]
     Config { provider: &'static str, message: String },
+    /// The segmentation model (`analysis.segmenter = "onnx"`) cannot be loaded:
+    /// a start-up error that names `analysis.onnx_model`.
+    #[error(transparent)]
+    Segmenter(#[from] atelier_segment::SegmentError),
     /// The remote backend failed and so did the local fallback.
     #[error("{remote}; local fallback failed too: {local}")]
     Fallback {
@@ -129,7 +133,7 @@ impl ProviderError {
             Self::Imaging(e) => e.is_input_error(),
             Self::Task { .. } => false,
             Self::Remote { kind, .. } => kind.is_permanent(),
-            Self::Config { .. } => true,
+            Self::Config { .. } | Self::Segmenter(_) => true,
             Self::Fallback { local, .. } => local.is_permanent(),
         }
     }
@@ -159,6 +163,7 @@ impl ProviderError {
             Self::Task { .. } => "task",
             Self::Remote { kind, .. } => kind.as_str(),
             Self::Config { .. } => "config",
+            Self::Segmenter(_) => "segmenter",
             Self::Fallback { .. } => "fallback",
         }
     }

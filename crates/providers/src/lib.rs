@@ -34,7 +34,7 @@ impl Providers {
     /// The local, on-CPU providers configured from `settings`.
     pub fn local(settings: &Settings) -> Result<Self, ProviderError> {
         Ok(Self {
-            analyzer: Arc::new(local::LocalAnalyzer::new(settings.analysis.clone())),
+            analyzer: Arc::new(local::LocalAnalyzer::new(settings.analysis.clone())?),
             generator: Arc::new(local::LocalGenerator::new(settings.generation.clone())),
             upscaler: Arc::new(local_upscaler(settings)?),
         })

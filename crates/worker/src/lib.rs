@@ -19,4 +19,4 @@ pub use cancel::CancelledJobs;
 pub use error::WorkerError;
 pub use handler::StageWorker;
 pub use quota::SharedQuota;
-pub use service::{run_main, run_workers, serve};
+pub use service::{build_providers, run_main, run_workers, serve};

@@ -17,19 +17,38 @@ use tokio_util::sync::CancellationToken;
 use crate::quota::SharedQuota;
 use crate::{CancelledJobs, StageWorker, WorkerError};
 
-/// Runs `stages` over `bus` until `shutdown` fires, then lets in-flight jobs
-/// finish (up to `worker.shutdown_grace_seconds`) and returns. With `store`,
-/// the AI vendors' quotas are counted there, shared by every worker.
+/// The providers `settings` selects; with `store`, the AI vendors' quotas are
+/// counted there, shared by every worker. Built on the blocking pool: a
+/// segmentation model is loaded, optimised and warmed up here. Call it before
+/// serving anything, so a bad model stops the process at start-up.
+pub async fn build_providers(
+    settings: &Arc<Settings>,
+    store: Option<Arc<dyn Store>>,
+) -> Result<Providers, WorkerError> {
+    let quota = store.map(|store| Arc::new(SharedQuota::new(store)) as Arc<dyn QuotaGate>);
+    let settings = Arc::clone(settings);
+    tokio::task::spawn_blocking(move || Providers::from_settings_with_quotas(&settings, quota))
+        .await
+        .map_err(|e| {
+            WorkerError::Providers(atelier_providers::ProviderError::Task {
+                provider: "providers",
+                message: e.to_string(),
+            })
+        })?
+        .map_err(WorkerError::from)
+}
+
+/// Runs `stages` over `bus` with `providers` (see [`build_providers`]) until
+/// `shutdown` fires, then lets in-flight jobs finish (up to
+/// `worker.shutdown_grace_seconds`) and returns.
 pub async fn run_workers(
     stages: &[Stage],
     settings: Arc<Settings>,
     bus: JobBus,
     blobs: BlobStore,
-    store: Option<Arc<dyn Store>>,
+    providers: Providers,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let quota = store.map(|store| Arc::new(SharedQuota::new(store)) as Arc<dyn QuotaGate>);
-    let providers = Providers::from_settings_with_quotas(&settings, quota)?;
     let ctx = StageContext::new(settings.clone(), providers);
     let cancelled = Arc::new(CancelledJobs::default());
     let listener = tokio::spawn(listen_for_cancels(
@@ -87,6 +106,15 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let settings = Arc::new(settings);
+    // Workers touch the job store only to share the vendors' quotas.
+    let store = if Providers::any_remote(&settings) {
+        Some(atelier_jobs::connect(&settings.database).await?)
+    } else {
+        None
+    };
+    // Before the broker: a service that cannot build its providers (a bad
+    // segmentation model) exits at once with the reason.
+    let providers = build_providers(&settings, store).await?;
     let bus = JobBus::rabbitmq(&settings, &format!("atelier-{}", stage.service_name())).await?;
     let blobs = BlobStore::from_url(&settings.blobs.url)?;
     let ops_stop = CancellationToken::new();
@@ -96,13 +124,7 @@ pub async fn serve(
         let ready = Arc::new(Readiness { bus: bus.clone() });
         atelier_telemetry::ops::spawn(listener, Some(metrics), ready, shutdown.clone(), ops_stop);
     }
-    // Workers touch the job store only to share the vendors' quotas.
-    let store = if Providers::any_remote(&settings) {
-        Some(atelier_jobs::connect(&settings.database).await?)
-    } else {
-        None
-    };
-    run_workers(&[stage], settings, bus.clone(), blobs, store, shutdown).await?;
+    run_workers(&[stage], settings, bus.clone(), blobs, providers, shutdown).await?;
     bus.close().await;
     tracing::info!(stage = stage.as_str(), "stopped");
     Ok(())

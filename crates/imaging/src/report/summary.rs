@@ -155,6 +155,7 @@ fn analysis(
         let mask = match a.mask_source {
             atelier_core::analysis::MaskSource::Alpha => "alpha",
             atelier_core::analysis::MaskSource::Backdrop => "backdrop",
+            atelier_core::analysis::MaskSource::Model => "model",
         };
         sheet.write_string_with_format(row, 8, mask, &styles.text)?;
         swatch(sheet, row, 9, &a.backdrop_color, None, styles)?;

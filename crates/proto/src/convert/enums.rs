@@ -103,7 +103,7 @@ wire_enum!(ProductType <=> ProductType, "product_type" {
 
 wire_enum!(Gender <=> Gender, "gender" { Male <=> Male, Female <=> Female, Unisex <=> Unisex });
 
-wire_enum!(MaskSource <=> MaskSource, "mask_source" { Alpha <=> Alpha, Backdrop <=> Backdrop });
+wire_enum!(MaskSource <=> MaskSource, "mask_source" { Alpha <=> Alpha, Backdrop <=> Backdrop, Model <=> Model });
 
 #[cfg(test)]
 mod tests {
@@ -137,7 +137,7 @@ mod tests {
             ProductType::Accessories,
         ]);
         round_trips::<_, v1::Gender>(&[Gender::Male, Gender::Female, Gender::Unisex]);
-        round_trips::<_, v1::MaskSource>(&[MaskSource::Alpha, MaskSource::Backdrop]);
+        round_trips::<_, v1::MaskSource>(&[MaskSource::Alpha, MaskSource::Backdrop, MaskSource::Model]);
         round_trips::<_, v1::EventKind>(&EventKind::ALL);
     }
 

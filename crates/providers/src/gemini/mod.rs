@@ -53,7 +53,7 @@ impl GeminiAnalyzer {
     fn with_client(settings: &Settings, client: GeminiClient) -> Result<Self, ProviderError> {
         let gemini: &GeminiSettings = &settings.providers.gemini;
         Ok(Self {
-            local: LocalAnalyzer::new(settings.analysis.clone()),
+            local: LocalAnalyzer::new(settings.analysis.clone())?,
             client,
             max_inline_side: gemini.max_inline_side,
             jpeg_quality: settings.output.jpeg_quality,
