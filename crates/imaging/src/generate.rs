@@ -121,6 +121,24 @@ pub fn render_transparent(
     Ok(out)
 }
 
+/// How much [`render`] shrinks (below 1) or enlarges the photo of `analysis`
+/// to place its garment on the canvas of `settings`: canvas pixels per pixel of
+/// the full-size photo. A caller that decodes the photo may decode it reduced
+/// to this scale (`decode::decode_reduced`) and get the same placement, since
+/// [`render`] locates the garment in whatever size the photo has. `None` when
+/// the settings or the box are unusable (then [`render`] reports why).
+pub fn placement_scale(analysis: &ImageAnalysis, settings: &GenerationSettings) -> Option<f64> {
+    let canvas = Canvas::from_settings(settings).ok()?;
+    let bb = analysis.bounding_box;
+    if bb.width == 0 || bb.height == 0 {
+        return None;
+    }
+    let room = 1.0 - 2.0 * f64::from(canvas.padding);
+    let scale = (f64::from(canvas.width) * room / f64::from(bb.width))
+        .min(f64::from(canvas.height) * room / f64::from(bb.height));
+    scale.is_finite().then_some(scale)
+}
+
 /// A `w`×`h` image of one colour, filled a row's worth of bytes at a time (a memset
 /// for greys) rather than pixel by pixel.
 fn filled(w: u32, h: u32, rgb: [u8; 3]) -> RgbImage {
@@ -489,5 +507,60 @@ mod tests {
         assert!(matches!(Canvas::from_settings(&s), Err(ImagingError::Resize(_))));
         s.canvas_width = u32::MAX;
         assert!(matches!(Canvas::from_settings(&s), Err(ImagingError::Resize(_))));
+    }
+
+    #[test]
+    fn a_photo_decoded_reduced_to_the_placement_scale_renders_the_same() {
+        // A large textured photo whose garment shrinks onto a small canvas, as a
+        // 24-megapixel photo does onto 960×1280.
+        let inside = |x: u32, y: u32| (200..1400).contains(&x) && (150..1850).contains(&y);
+        let src = RgbImage::from_fn(1600, 2000, |x, y| {
+            if inside(x, y) {
+                // Broad stripes and a gradient: detail the canvas can show.
+                let stripe = if (x / 60 + y / 80) % 2 == 0 { 40 } else { 90 };
+                image::Rgb([stripe, (50 + y / 40) as u8, (120 + x / 20) as u8])
+            } else {
+                image::Rgb([235, 235, 235])
+            }
+        });
+        let mask = GrayImage::from_fn(400, 500, |x, y| {
+            image::Luma([if inside(x * 4, y * 4) { 255 } else { 0 }])
+        });
+        let a = analysis(
+            1600,
+            2000,
+            BoundingBox {
+                x: 200,
+                y: 150,
+                width: 1200,
+                height: 1700,
+            },
+        );
+        let s = settings(360, 480, 0.05);
+        let scale = placement_scale(&a, &s).expect("a scale");
+        assert!((scale - 480.0 * 0.9 / 1700.0).abs() < 1e-9, "{scale}");
+        let jpeg = crate::encode::jpeg(&src, 95).expect("jpeg");
+        let limits = atelier_core::settings::Settings::defaults().limits;
+        let full = crate::decode::decode(&jpeg, &limits).expect("full").rgb;
+        let reduced = crate::decode::decode_reduced(&jpeg, &limits, scale)
+            .expect("reduced")
+            .rgb;
+        assert_eq!(
+            reduced.dimensions(),
+            (600, 750),
+            "3/8 is the first eighth above {scale}"
+        );
+        for background in [Background::White, Background::Plain { ordinal: 1 }] {
+            let direct = render(&full, &mask, &a, background, &s).expect("full");
+            let small = render(&reduced, &mask, &a, background, &s).expect("reduced");
+            let diffs: Vec<i32> = direct
+                .as_raw()
+                .iter()
+                .zip(small.as_raw())
+                .map(|(&p, &q)| (i32::from(p) - i32::from(q)).abs())
+                .collect();
+            let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
+            assert!(mean < 1.0, "{background:?}: mean difference {mean}");
+        }
     }
 }

@@ -19,7 +19,14 @@ use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 
 use crate::ImagingError;
-use crate::resize::{self, Filter};
+use crate::resize::{self, Crop, Filter};
+
+/// Source pixels Lanczos3 reaches on either side of an output pixel when
+/// enlarging (its support is ±3), plus one for the sharpening's 3×3 window.
+const FLAT_MARGIN: u32 = 4;
+/// Least share of the output a flat border must spare before it is cut away:
+/// below it, filling and pasting cost about what the resize saves.
+const MIN_FLAT_SHARE: f64 = 0.12;
 
 /// Strongest sharpening accepted: beyond it the mask only amplifies noise, and the
 /// bound keeps `detail × amount` inside `i16`, so the hot loop runs on 8-lane
@@ -46,8 +53,93 @@ pub fn upscale(img: &RgbImage, factor: u32, sharpen_amount: f32) -> Result<RgbIm
             "{w}x{h} x{factor} overflows the image size"
         )));
     };
+    if let Some((colour, region)) = busy_region(img) {
+        return upscale_region(img, factor, sharpen_amount, colour, region);
+    }
     let mut out = resize::rgb(img, tw, th, Filter::Lanczos3)?;
     sharpen(&mut out, sharpen_amount);
+    Ok(out)
+}
+
+/// Where an image on a flat backdrop differs from it: the backdrop's colour
+/// (the top-left pixel) and the rectangle (left, top, width, height) of every
+/// other pixel, widened by [`FLAT_MARGIN`] and clipped; `None` when that
+/// rectangle leaves less than [`MIN_FLAT_SHARE`] of the image (or nothing) to
+/// skip.
+///
+/// Why: a white or plain-colour variation is a garment on a flat backdrop,
+/// often a quarter of the canvas or more. Lanczos3 and the unsharp mask of a
+/// flat neighbourhood give back the same colour exactly, so that part of a
+/// ×4 enlargement is a fill, not a convolution.
+fn busy_region(img: &RgbImage) -> Option<([u8; 3], (u32, u32, u32, u32))> {
+    let (w, h) = img.dimensions();
+    let first = img.as_raw().get(..3)?;
+    let colour = [first[0], first[1], first[2]];
+    let flat_row: Vec<u8> = colour.iter().copied().cycle().take(w as usize * 3).collect();
+    let (mut top, mut bottom, mut left, mut right) = (None, 0, w, 0);
+    for (y, row) in img.as_raw().chunks_exact(w as usize * 3).enumerate() {
+        if row == flat_row.as_slice() {
+            continue;
+        }
+        let differs = |px: &[u8]| px != colour;
+        let mut pixels = row.chunks_exact(3);
+        let l = pixels.position(differs).unwrap_or(0) as u32;
+        let r = w - 1 - row.chunks_exact(3).rev().position(differs).unwrap_or(0) as u32;
+        top.get_or_insert(y as u32);
+        bottom = y as u32;
+        left = left.min(l);
+        right = right.max(r);
+    }
+    let top = top?;
+    let x0 = left.saturating_sub(FLAT_MARGIN);
+    let y0 = top.saturating_sub(FLAT_MARGIN);
+    let x1 = (right + 1 + FLAT_MARGIN).min(w);
+    let y1 = (bottom + 1 + FLAT_MARGIN).min(h);
+    let busy = f64::from(x1 - x0) * f64::from(y1 - y0);
+    let spared = 1.0 - busy / (f64::from(w) * f64::from(h));
+    (spared >= MIN_FLAT_SHARE).then_some((colour, (x0, y0, x1 - x0, y1 - y0)))
+}
+
+/// [`upscale`] of an image that is `colour` outside `region` (see
+/// [`busy_region`]): the region enlarged and sharpened alone, at exactly the
+/// positions and with the same kernel phases as in the whole image (a crop at
+/// whole source pixels, ×`factor`), on a canvas filled with `colour`.
+fn upscale_region(
+    img: &RgbImage,
+    factor: u32,
+    sharpen_amount: f32,
+    colour: [u8; 3],
+    (x0, y0, rw, rh): (u32, u32, u32, u32),
+) -> Result<RgbImage, ImagingError> {
+    let crop = Crop {
+        left: f64::from(x0),
+        top: f64::from(y0),
+        width: f64::from(rw),
+        height: f64::from(rh),
+    };
+    let mut part = resize::rgb_crop(img, crop, rw * factor, rh * factor, Filter::Lanczos3)?;
+    sharpen(&mut part, sharpen_amount);
+    let (tw, th) = (img.width() * factor, img.height() * factor);
+    let mut out = RgbImage::new(tw, th);
+    let row = tw as usize * 3;
+    let (left, width) = ((x0 * factor) as usize * 3, part.width() as usize * 3);
+    let (top, bottom) = ((y0 * factor) as usize, ((y0 + rh) * factor) as usize);
+    let fill = |bytes: &mut [u8]| {
+        for px in bytes.chunks_exact_mut(3) {
+            px.copy_from_slice(&colour);
+        }
+    };
+    out.par_chunks_mut(row).enumerate().for_each(|(y, line)| {
+        if (top..bottom).contains(&y) {
+            let (head, rest) = line.split_at_mut(left);
+            let (mid, tail) = rest.split_at_mut(width);
+            fill(head);
+            mid.copy_from_slice(&part.as_raw()[(y - top) * width..(y - top + 1) * width]);
+            fill(tail);
+        } else {
+            fill(line);
+        }
+    });
     Ok(out)
 }
 
@@ -285,5 +377,72 @@ mod tests {
             sharpen(&mut out, 0.8);
             assert_eq!(out, reference(&img, 0.8), "{w}x{h}");
         }
+    }
+
+    /// A garment-like patch on a flat backdrop, `backdrop` everywhere else.
+    fn on_backdrop(w: u32, h: u32, backdrop: [u8; 3], patch: (u32, u32, u32, u32)) -> RgbImage {
+        let (px, py, pw, ph) = patch;
+        RgbImage::from_fn(w, h, |x, y| {
+            if (px..px + pw).contains(&x) && (py..py + ph).contains(&y) {
+                Rgb([
+                    (x * 37 + y * 11) as u8,
+                    (x * x + y * 7) as u8,
+                    ((x ^ y) * 13) as u8,
+                ])
+            } else {
+                Rgb(backdrop)
+            }
+        })
+    }
+
+    #[test]
+    fn a_flat_backdrop_is_filled_and_the_rest_matches_the_whole_image_path() {
+        for (backdrop, patch) in [
+            ([255, 255, 255], (30, 20, 40, 50)),
+            ([231, 222, 210], (25, 30, 21, 33)),
+            ([255, 255, 255], (0, 10, 30, 20)), // touches the left edge
+        ] {
+            let img = on_backdrop(96, 128, backdrop, patch);
+            let (_, region) = busy_region(&img).expect("a flat border to skip");
+            for factor in [2, 4] {
+                let fast = upscale(&img, factor, 0.35).unwrap();
+                let mut whole = resize::rgb(&img, 96 * factor, 128 * factor, Filter::Lanczos3).unwrap();
+                sharpen(&mut whole, 0.35);
+                assert_eq!(fast.dimensions(), whole.dimensions());
+                // Fixed-point kernels may round a level apart (their precision
+                // follows the largest weight, and edge pixels of the whole image
+                // have larger ones), which sharpening can widen; nothing more.
+                let diffs: Vec<i16> = fast
+                    .as_raw()
+                    .iter()
+                    .zip(whole.as_raw())
+                    .map(|(&a, &b)| (i16::from(a) - i16::from(b)).abs())
+                    .collect();
+                let worst = diffs.iter().copied().max().unwrap();
+                let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+                assert!(
+                    worst <= 3 && mean < 0.05,
+                    "{backdrop:?} {patch:?} x{factor}: off by {worst}, {mean} on average"
+                );
+                // Far from the patch both are the backdrop itself.
+                let (x0, ..) = region;
+                if x0 > 0 {
+                    assert_eq!(fast.get_pixel(0, 0).0, backdrop);
+                    assert_eq!(whole.get_pixel(0, 0).0, backdrop);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn busy_images_and_small_borders_take_the_whole_image_path() {
+        assert!(busy_region(&textured(40, 40)).is_none());
+        assert!(
+            busy_region(&RgbImage::from_pixel(40, 40, Rgb([9, 9, 9]))).is_none(),
+            "nothing busy"
+        );
+        // A border of 2 px on each side is within the margin: nothing to skip.
+        assert!(busy_region(&on_backdrop(40, 40, [255; 3], (2, 2, 36, 36))).is_none());
+        assert!(busy_region(&on_backdrop(100, 100, [255; 3], (30, 30, 40, 40))).is_some());
     }
 }

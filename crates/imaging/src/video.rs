@@ -13,10 +13,11 @@
 
 pub mod helper;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use atelier_core::settings::VideoSettings;
+use atelier_core::settings::{DecodeLimits, VideoSettings};
 use image::RgbImage;
 
 use crate::ImagingError;
@@ -28,6 +29,25 @@ pub struct VideoInfo {
     pub height: u32,
     pub frames: u32,
     pub duration_seconds: f64,
+}
+
+/// One image of a slideshow: decoded pixels, or the file (JPEG, PNG or WebP) it
+/// is stored as, decoded by whoever renders it, as late as possible.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Still<'a> {
+    Rgb(Cow<'a, RgbImage>),
+    File(Cow<'a, [u8]>),
+}
+
+impl Still<'_> {
+    /// The pixels: borrowed, or decoded under `limits` (a transparent image on
+    /// white, as the slideshow shows it).
+    pub fn pixels(&self, limits: &DecodeLimits) -> Result<Cow<'_, RgbImage>, ImagingError> {
+        match self {
+            Self::Rgb(image) => Ok(Cow::Borrowed(&**image)),
+            Self::File(bytes) => Ok(Cow::Owned(crate::decode::decode(bytes, limits)?.on_white())),
+        }
+    }
 }
 
 /// Something that turns images into the slideshow MP4: the in-process FFmpeg
@@ -66,6 +86,42 @@ pub fn render_slideshow(
     match ENCODER.get() {
         Some(encoder) => encoder.render(images, settings, path),
         None => helper::Helper::locate()?.render(images, settings, path),
+    }
+}
+
+/// Whether this process encodes slideshows itself ([`install`]); otherwise
+/// [`render_files`] hands the files to the helper process undecoded.
+pub fn in_process() -> bool {
+    ENCODER.get().is_some()
+}
+
+/// Renders the stored image `files` (decoded under `limits`) as a slideshow MP4
+/// at `path`, like [`render_slideshow`]. With an installed encoder they are
+/// decoded here (`decoded`, when the caller already has the pixels, saves that);
+/// otherwise the files themselves go to the helper, which decodes them one
+/// per core at a time (see [`helper`]) and this process decodes nothing.
+pub fn render_files(
+    files: &[&[u8]],
+    decoded: Option<&[RgbImage]>,
+    limits: &DecodeLimits,
+    settings: &VideoSettings,
+    path: &Path,
+) -> Result<VideoInfo, ImagingError> {
+    match ENCODER.get() {
+        Some(encoder) => match decoded {
+            Some(images) => encoder.render(images, settings, path),
+            None => {
+                let images = files
+                    .iter()
+                    .map(|file| Ok(crate::decode::decode(file, limits)?.on_white()))
+                    .collect::<Result<Vec<_>, ImagingError>>()?;
+                encoder.render(&images, settings, path)
+            }
+        },
+        None => {
+            let stills: Vec<Still<'_>> = files.iter().map(|f| Still::File(Cow::Borrowed(*f))).collect();
+            helper::Helper::locate()?.render_stills(&stills, limits, settings, path)
+        }
     }
 }
 

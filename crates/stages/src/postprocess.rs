@@ -44,8 +44,8 @@ pub async fn run(
     run_with_video(ctx, blobs, state, progress, None).await
 }
 
-/// Makes the video of `variations` alone: decodes them and renders the
-/// slideshow, or reuses the video of the same images (true).
+/// Makes the video of `variations` alone: renders the slideshow of their
+/// files, or reuses the video of the same images (true).
 pub async fn video(
     ctx: &StageContext,
     blobs: &JobBlobs,
@@ -90,11 +90,7 @@ async fn cached_video(
     };
     ctx.cache
         .reuse_or_make(blobs, lookup, move || async move {
-            let images = match images {
-                Some(images) => images,
-                None => decode_all(ctx, bytes).await?,
-            };
-            Ok(Made::reusable(make_video(ctx, blobs, images).await?))
+            Ok(Made::reusable(make_video(ctx, blobs, bytes, images).await?))
         })
         .await
 }
@@ -170,18 +166,31 @@ async fn decode_all(ctx: &StageContext, images: Vec<Bytes>) -> Result<Vec<RgbIma
     .await
 }
 
+/// The slideshow of the image `files`. An encoder in this process (the
+/// post-processing worker) needs pixels: `images` when the caller decoded them,
+/// else decoded here. The helper process (`atelier process`, `atelier serve`)
+/// is sent the files and decodes them itself, one per core at a time, so
+/// neither process holds every image decoded at once.
 async fn make_video(
     ctx: &StageContext,
     blobs: &JobBlobs,
-    images: Vec<RgbImage>,
+    files: Vec<Bytes>,
+    images: Option<Vec<RgbImage>>,
 ) -> Result<VideoOutput, StageError> {
+    let images = match images {
+        _ if !video::in_process() => None,
+        Some(images) => Some(images),
+        None => Some(decode_all(ctx, files.clone()).await?),
+    };
     let settings = ctx.settings.video.clone();
+    let limits = ctx.settings.limits.clone();
     let (info, bytes) = blocking("video", move || {
         let file = tempfile::Builder::new()
             .prefix("atelier-video-")
             .suffix(".mp4")
             .tempfile()?;
-        let info = video::render_slideshow(&images, &settings, file.path())?;
+        let files: Vec<&[u8]> = files.iter().map(AsRef::as_ref).collect();
+        let info = video::render_files(&files, images.as_deref(), &limits, &settings, file.path())?;
         let bytes = std::fs::read(file.path())?;
         Ok::<_, atelier_imaging::ImagingError>((info, bytes))
     })

@@ -20,7 +20,7 @@ use atelier_core::settings::Settings;
 use atelier_imaging::ImagingError;
 use atelier_imaging::video::helper::{format_reply, read_request};
 
-use crate::{RenderOptions, render_slideshow, render_with};
+use crate::{RenderOptions, render_stills, render_with};
 
 /// Runs the helper with the process's arguments; the exit code says whether it
 /// worked, and errors go to stderr.
@@ -45,8 +45,14 @@ pub fn main() -> ExitCode {
 /// One request from stdin, one reply on stdout.
 fn serve_stdin() -> Result<(), String> {
     let request = read_request(&mut BufReader::new(std::io::stdin().lock())).map_err(|e| e.to_string())?;
-    let info =
-        render_slideshow(&request.images, &request.settings, &request.path).map_err(|e| e.to_string())?;
+    let info = render_stills(
+        &request.images,
+        Some(&request.limits),
+        &request.settings,
+        &request.path,
+        RenderOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     out.write_all(format_reply(&info).as_bytes())
         .and_then(|()| out.flush())

@@ -31,9 +31,9 @@ use std::sync::{OnceLock, mpsc};
 use ffmpeg_next as ffmpeg;
 use image::RgbImage;
 
-use atelier_core::settings::VideoSettings;
+use atelier_core::settings::{DecodeLimits, VideoSettings};
 pub use atelier_imaging::ImagingError;
-use atelier_imaging::video::SlideshowEncoder;
+use atelier_imaging::video::{SlideshowEncoder, Still};
 pub use atelier_imaging::video::{VideoInfo, frame_count};
 
 use encode::H264Writer;
@@ -103,27 +103,36 @@ pub fn render_with(
     images: &[RgbImage],
     settings: &VideoSettings,
     path: &Path,
+    options: RenderOptions<'_>,
+) -> Result<VideoInfo, ImagingError> {
+    let stills: Vec<Still<'_>> = images
+        .iter()
+        .map(|img| Still::Rgb(std::borrow::Cow::Borrowed(img)))
+        .collect();
+    // Pixels only: nothing is decoded, so no limits apply.
+    render_stills(&stills, None, settings, path, options)
+}
+
+/// [`render_with`] for images given as pixels or as stored files (decoded under
+/// `limits`, which files require). A file is decoded only when its slide is made, one per core at a
+/// time, and its pixels are dropped as soon as the 1 MB YUV slide exists: a
+/// slideshow of a dozen 960×1280 images holds a dozen slides, not a dozen
+/// 3.7 MB images.
+pub fn render_stills(
+    stills: &[Still<'_>],
+    limits: Option<&DecodeLimits>,
+    settings: &VideoSettings,
+    path: &Path,
     mut options: RenderOptions<'_>,
 ) -> Result<VideoInfo, ImagingError> {
-    check(images, settings)?;
-    let timeline = Timeline::new(images.len(), settings);
+    check(stills.len(), settings)?;
+    let timeline = Timeline::new(stills.len(), settings);
     let (width, height) = (settings.width, settings.height);
     // Canvas at the deepest zoom's resolution: every frame is then a downscale.
     let margin = timeline.max_scale();
     let even = |side: u32| -> u32 { ((f64::from(side) * margin / 2.0).ceil() as u32) * 2 };
     let (canvas_w, canvas_h) = (even(width), even(height));
-    let slides = std::thread::scope(|scope| {
-        let jobs: Vec<_> = images
-            .iter()
-            .map(|img| scope.spawn(move || Slide::prepare(img, canvas_w, canvas_h)))
-            .collect();
-        jobs.into_iter()
-            .map(|job| {
-                job.join()
-                    .map_err(|_| ImagingError::Video("preparing a slide panicked".into()))?
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let slides = prepare_slides(stills, limits, canvas_w, canvas_h)?;
 
     let mut writer = H264Writer::create(path, settings, options.x264_params.as_deref())?;
     // Frames are made on a helper thread while this one feeds the encoder, so
@@ -163,6 +172,71 @@ pub fn render_with(
         duration_seconds: f64::from(frames) / f64::from(settings.fps),
     })
 }
+
+/// Makes the slides of `stills` on up to one thread per core, each thread
+/// taking the next still when it is done with one.
+fn prepare_slides(
+    stills: &[Still<'_>],
+    limits: Option<&DecodeLimits>,
+    width: u32,
+    height: u32,
+) -> Result<Vec<Slide>, ImagingError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(stills.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let made = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut made = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(still) = stills.get(i) else { break };
+                        let pixels = match (still, limits) {
+                            (Still::File(_), None) => Err(ImagingError::Video(format!(
+                                "image {i} is a file but no decode limits were given"
+                            ))),
+                            (_, Some(limits)) => still.pixels(limits),
+                            (Still::Rgb(image), None) => Ok(std::borrow::Cow::Borrowed(&**image)),
+                        };
+                        let slide = pixels.and_then(|image| {
+                            check_image(i, &image)?;
+                            Slide::prepare(&image, width, height)
+                        });
+                        let failed = slide.is_err();
+                        made.push((i, slide));
+                        if failed {
+                            break;
+                        }
+                    }
+                    made
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| ImagingError::Video("preparing a slide panicked".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    // Every index taken was pushed, so all are here unless an error stopped a
+    // worker; the first error in image order is the one reported.
+    let mut made: Vec<(usize, Result<Slide, ImagingError>)> = made.into_iter().flatten().collect();
+    made.sort_by_key(|(i, _)| *i);
+    let slides = made
+        .into_iter()
+        .map(|(_, slide)| slide)
+        .collect::<Result<Vec<_>, _>>()?;
+    if slides.len() != stills.len() {
+        return Err(ImagingError::Video("a slide was not made".into()));
+    }
+    Ok(slides)
+}
+
 /// Frames that may wait, made, between the producer and the encoder.
 const LOOKAHEAD: usize = 3;
 
@@ -217,23 +291,26 @@ fn slide(slides: &[Slide], index: usize) -> Result<&Slide, ImagingError> {
         .ok_or_else(|| ImagingError::Video(format!("slideshow timeline refers to missing image {index}")))
 }
 
-/// Refuses inputs and settings that cannot make a video, with a message that says
-/// which. Settings are validated when loaded too; this guards direct callers.
-fn check(images: &[RgbImage], s: &VideoSettings) -> Result<(), ImagingError> {
-    let bad = |m: String| Err(ImagingError::Video(m));
-    if images.is_empty() {
-        return bad("a slideshow needs at least one image".into());
-    }
-    if let Some((i, img)) = images
-        .iter()
-        .enumerate()
-        .find(|(_, img)| img.width() == 0 || img.height() == 0)
-    {
-        return bad(format!(
+/// Refuses an empty image of the slideshow (`i`-th), with a message that says
+/// which.
+fn check_image(i: usize, img: &RgbImage) -> Result<(), ImagingError> {
+    if img.width() == 0 || img.height() == 0 {
+        return Err(ImagingError::Video(format!(
             "image {i} of the slideshow is empty ({}x{})",
             img.width(),
             img.height()
-        ));
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses `images` images and settings that cannot make a video, with a
+/// message that says which. Settings are validated when loaded too; this
+/// guards direct callers.
+fn check(images: usize, s: &VideoSettings) -> Result<(), ImagingError> {
+    let bad = |m: String| Err(ImagingError::Video(m));
+    if images == 0 {
+        return bad("a slideshow needs at least one image".into());
     }
     if s.width < 16
         || s.height < 16
@@ -266,8 +343,8 @@ fn check(images: &[RgbImage], s: &VideoSettings) -> Result<(), ImagingError> {
     if !s.zoom.is_finite() || !(0.0..=1.0).contains(&s.zoom) {
         return bad(format!("zoom {} must be within 0..=1", s.zoom));
     }
-    if frame_count(images.len(), s) > 1_000_000 {
-        return bad(format!("{} images make too long a video", images.len()));
+    if frame_count(images, s) > 1_000_000 {
+        return bad(format!("{images} images make too long a video"));
     }
     Ok(())
 }

@@ -2,12 +2,16 @@
 //! container facts, frame count and duration against the contract, faststart
 //! layout, and what the frames actually show.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Instant;
 
 use atelier_core::settings::{Settings, VideoSettings};
+use atelier_imaging::video::Still;
 use atelier_video::ImagingError;
-use atelier_video::{decode_frame, frame_count, probe, render_slideshow, stream_info};
+use atelier_video::{
+    RenderOptions, decode_frame, frame_count, probe, render_slideshow, render_stills, stream_info,
+};
 use image::{Rgb, RgbImage};
 
 const RED: [u8; 3] = [200, 40, 40];
@@ -209,4 +213,40 @@ fn without_zoom_still_frames_repeat_and_compress_to_almost_nothing() {
         size(&still),
         size(&zoomed)
     );
+}
+
+#[test]
+fn stored_files_make_the_same_slideshow_as_their_pixels() {
+    // What the helper is sent by `atelier process` and `atelier serve`: the
+    // variations' files, decoded one per core at a time in the encoder.
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = settings();
+    let limits = Settings::defaults().limits;
+    let files: Vec<Vec<u8>> = three_images()
+        .iter()
+        .map(|img| atelier_imaging::encode::jpeg(img, 95).expect("jpeg"))
+        .collect();
+    let decoded: Vec<RgbImage> = files
+        .iter()
+        .map(|f| atelier_imaging::decode::decode(f, &limits).expect("decode").rgb)
+        .collect();
+    let stills: Vec<Still<'_>> = files
+        .iter()
+        .map(|f| Still::File(Cow::Borrowed(f.as_slice())))
+        .collect();
+    let (from_files, from_pixels) = (dir.path().join("files.mp4"), dir.path().join("pixels.mp4"));
+    let info =
+        render_stills(&stills, Some(&limits), &s, &from_files, RenderOptions::default()).expect("files");
+    render_slideshow(&decoded, &s, &from_pixels).expect("pixels");
+    assert_eq!(info.frames, frame_count(3, &s));
+    assert_eq!(
+        std::fs::read(&from_files).expect("read"),
+        std::fs::read(&from_pixels).expect("read"),
+        "the same pixels make the same video"
+    );
+    // A file without limits, or one that is not an image, is an error.
+    assert!(render_stills(&stills, None, &s, &from_files, RenderOptions::default()).is_err());
+    let junk = [Still::File(Cow::Borrowed(&b"not an image"[..]))];
+    let err = render_stills(&junk, Some(&limits), &s, &from_files, RenderOptions::default());
+    assert!(err.is_err(), "{err:?}");
 }

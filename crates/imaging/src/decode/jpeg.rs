@@ -15,9 +15,12 @@
 
 use image::RgbImage;
 use image::metadata::Orientation;
-use turbojpeg::{Colorspace, Decompressor, PixelFormat};
+use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use crate::ImagingError;
+
+/// Denominator of the scales libjpeg-turbo decodes at without a resize.
+pub(super) const EIGHTHS: u8 = 8;
 
 /// What the JPEG header says, read without decoding any pixel.
 #[derive(Debug, Clone, Copy)]
@@ -48,10 +51,22 @@ pub(super) fn header(bytes: &[u8]) -> Result<Header, ImagingError> {
 /// scan) are refused as `Corrupt`: a half-grey product photo is worse than a clear
 /// error. A few warnings common on healthy camera files are tolerated (see
 /// [`benign`]); libjpeg has then decoded every row, so the pixels are complete.
-pub(super) fn decode(bytes: &[u8], header: Header) -> Result<RgbImage, ImagingError> {
+///
+/// `eighths` (1–8) scales the decode by that many eighths inside the inverse
+/// DCT (libjpeg's reduced-size IDCT: a proper low-pass, and far less work in
+/// the IDCT, colour conversion and upsampling than a full decode and a resize);
+/// sides round up. 8 is the full size.
+pub(super) fn decode(bytes: &[u8], header: Header, eighths: u8) -> Result<RgbImage, ImagingError> {
     check_complete(bytes)?;
+    let scaling = ScalingFactor::new(usize::from(eighths.clamp(1, EIGHTHS)), usize::from(EIGHTHS));
+    let header = Header {
+        width: scaling.scale(header.width as usize) as u32,
+        height: scaling.scale(header.height as usize) as u32,
+        ..header
+    };
     let (w, h) = (header.width as usize, header.height as usize);
     let mut tj = Decompressor::new().map_err(|e| corrupt(&e))?;
+    tj.set_scaling_factor(scaling).map_err(|e| corrupt(&e))?;
     if header.four_channel {
         let mut cmyk = vec![0u8; w * h * 4];
         let out = turbojpeg::Image {

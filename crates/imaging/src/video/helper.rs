@@ -1,34 +1,46 @@
 //! The pipe between a process that needs a slideshow and the `atelier-video`
 //! helper binary that encodes it, both halves in one place.
 //!
-//! Request on the helper's stdin: a text header, then raw pixels.
+//! Request on the helper's stdin: a text header, then each image, as raw pixels
+//! or as the encoded file it is stored as.
 //!
 //! ```text
-//! atelier-video 1
+//! atelier-video 2
 //! <width> <height> <fps> <seconds_per_image> <transition_seconds> <zoom> <crf> <preset>
 //! <output path>
+//! <max_bytes> <max_pixels> <min_side> <max_side> <max_jpeg_scans>   ← decode limits for files
 //! <image count>
-//! <w> <h>            ← per image, followed by exactly w × h × 3 bytes of RGB
+//! rgb <w> <h>        ← per image, followed by exactly w × h × 3 bytes of RGB, or
+//! file <n>           ← followed by exactly n bytes of JPEG, PNG or WebP
 //! ```
 //!
 //! Reply on its stdout: `ok <width> <height> <frames> <duration_seconds>`; on
 //! failure it exits non-zero with the error on stderr. Numbers are printed with
-//! Rust's shortest round-trip formatting, so settings arrive bit-exact. Raw RGB
-//! (about 11 MB for the standard job's three 960×1280 images) costs a few
-//! milliseconds through a pipe, far less than encoding and decoding JPEGs again.
+//! Rust's shortest round-trip formatting, so settings arrive bit-exact.
+//!
+//! Why files: a job's variations are already stored encoded, and the helper
+//! turns each image into a 1 MB YUV slide at once. Sent as files, the helper
+//! decodes one image per core at a time and drops the pixels as soon as its
+//! slide is made, while the sender decodes nothing; sent as raw RGB (3.7 MB per
+//! 960×1280 variation), both processes held every image decoded at once, which
+//! was a fifth of the 24-megapixel job's peak memory (issue 13). Raw RGB stays
+//! for callers that only have pixels.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use atelier_core::settings::VideoSettings;
+use atelier_core::settings::{DecodeLimits, VideoSettings};
 use image::RgbImage;
 
-use super::{SlideshowEncoder, VideoInfo};
+use super::{SlideshowEncoder, Still, VideoInfo};
 use crate::ImagingError;
 
 /// First line of every request: the protocol and its version.
-const MAGIC: &str = "atelier-video 1";
+const MAGIC: &str = "atelier-video 2";
+/// Largest encoded image one request may carry, whatever the limits say.
+const MAX_FILE_BYTES: u64 = 1 << 30;
 /// Environment variable naming the helper binary, overriding the search.
 pub const HELPER_ENV: &str = "ATELIER_VIDEO_HELPER";
 /// File name of the helper binary, looked for beside the running executable.
@@ -79,10 +91,13 @@ impl Helper {
     }
 }
 
-impl SlideshowEncoder for Helper {
-    fn render(
+impl Helper {
+    /// Renders `stills` (pixels or encoded files, decoded under `limits`) as a
+    /// slideshow MP4 at `path` in the helper process.
+    pub fn render_stills(
         &self,
-        images: &[RgbImage],
+        stills: &[Still<'_>],
+        limits: &DecodeLimits,
         settings: &VideoSettings,
         path: &Path,
     ) -> Result<VideoInfo, ImagingError> {
@@ -99,7 +114,7 @@ impl SlideshowEncoder for Helper {
         // Write on a second thread while this one collects stdout and stderr, so
         // neither side can block the other on a full pipe.
         let (written, output) = std::thread::scope(|scope| {
-            let writer = scope.spawn(move || write_request(&mut stdin, images, settings, path));
+            let writer = scope.spawn(move || write_request(&mut stdin, stills, limits, settings, path));
             let output = child.wait_with_output();
             (writer.join(), output)
         });
@@ -121,10 +136,32 @@ impl SlideshowEncoder for Helper {
     }
 }
 
+impl SlideshowEncoder for Helper {
+    fn render(
+        &self,
+        images: &[RgbImage],
+        settings: &VideoSettings,
+        path: &Path,
+    ) -> Result<VideoInfo, ImagingError> {
+        let stills: Vec<Still<'_>> = images.iter().map(|img| Still::Rgb(Cow::Borrowed(img))).collect();
+        // Raw pixels only: the limits apply to files.
+        let limits = DecodeLimits {
+            max_bytes: 0,
+            max_pixels: 0,
+            min_side: 0,
+            max_side: 0,
+            decode_budget_bytes: 0,
+            max_jpeg_scans: 0,
+        };
+        self.render_stills(&stills, &limits, settings, path)
+    }
+}
+
 /// Writes one request (see the module docs).
 pub fn write_request(
     out: &mut impl Write,
-    images: &[RgbImage],
+    stills: &[Still<'_>],
+    limits: &DecodeLimits,
     s: &VideoSettings,
     path: &Path,
 ) -> Result<(), ImagingError> {
@@ -141,7 +178,7 @@ pub fn write_request(
         return Err(video_error(format!("invalid x264 preset {:?}", s.preset)));
     }
     let mut header = format!(
-        "{MAGIC}\n{} {} {} {} {} {} {} {}\n{path}\n{}\n",
+        "{MAGIC}\n{} {} {} {} {} {} {} {}\n{path}\n{} {} {} {} {}\n{}\n",
         s.width,
         s.height,
         s.fps,
@@ -150,13 +187,27 @@ pub fn write_request(
         s.zoom,
         s.crf,
         s.preset,
-        images.len()
+        limits.max_bytes,
+        limits.max_pixels,
+        limits.min_side,
+        limits.max_side,
+        limits.max_jpeg_scans,
+        stills.len()
     );
     let mut out = std::io::BufWriter::new(out);
-    for image in images {
-        header.push_str(&format!("{} {}\n", image.width(), image.height()));
+    for still in stills {
+        let body: &[u8] = match still {
+            Still::Rgb(image) => {
+                header.push_str(&format!("rgb {} {}\n", image.width(), image.height()));
+                image.as_raw()
+            }
+            Still::File(bytes) => {
+                header.push_str(&format!("file {}\n", bytes.len()));
+                bytes
+            }
+        };
         out.write_all(header.as_bytes())?;
-        out.write_all(image.as_raw())?;
+        out.write_all(body)?;
         header.clear();
     }
     out.write_all(header.as_bytes())?;
@@ -164,11 +215,13 @@ pub fn write_request(
     Ok(())
 }
 
-/// One decoded request: what to render and where.
+/// One decoded request: what to render, where, and the limits its files are
+/// decoded under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
-    pub images: Vec<RgbImage>,
+    pub images: Vec<Still<'static>>,
     pub settings: VideoSettings,
+    pub limits: DecodeLimits,
     pub path: PathBuf,
 }
 
@@ -196,6 +249,28 @@ pub fn read_request(input: &mut impl BufRead) -> Result<Request, ImagingError> {
         preset: preset.to_owned(),
     };
     let path = PathBuf::from(next_line("path")?);
+    let limits = next_line("limits")?;
+    let l: Vec<&str> = limits.split(' ').collect();
+    let [max_bytes, max_pixels, min_side, max_side, max_jpeg_scans] = l[..] else {
+        return Err(video_error("bad field count in the request limits"));
+    };
+    let limit = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| video_error(format!("bad limit {v:?}")))
+    };
+    let side = |v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| video_error(format!("bad limit {v:?}")))
+    };
+    let limits = DecodeLimits {
+        max_bytes: limit(max_bytes)?,
+        max_pixels: limit(max_pixels)?,
+        min_side: side(min_side)?,
+        max_side: side(max_side)?,
+        // One process, one video: the helper holds one decode per core.
+        decode_budget_bytes: u64::MAX,
+        max_jpeg_scans: side(max_jpeg_scans)?,
+    };
     let count: usize = next_line("image count")?
         .parse()
         .map_err(|_| bad("image count"))?;
@@ -204,24 +279,43 @@ pub fn read_request(input: &mut impl BufRead) -> Result<Request, ImagingError> {
     }
     let mut images = Vec::with_capacity(count);
     for i in 0..count {
-        let dims = read_line(input, "image size")?;
-        let (w, h) = dims
-            .split_once(' ')
-            .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-            .filter(|&(w, h)| w <= MAX_SIDE && h <= MAX_SIDE)
-            .ok_or_else(|| video_error(format!("bad size {dims:?} of image {i}")))?;
-        let mut pixels = vec![0u8; w as usize * h as usize * 3];
-        input
-            .read_exact(&mut pixels)
-            .map_err(|e| video_error(format!("image {i} is cut short: {e}")))?;
-        images.push(
-            RgbImage::from_raw(w, h, pixels)
-                .ok_or_else(|| video_error(format!("image {i} has a bad size")))?,
-        );
+        let line = read_line(input, "image header")?;
+        let fields: Vec<&str> = line.split(' ').collect();
+        let still = match fields[..] {
+            ["rgb", w, h] => {
+                let (w, h) = match (w.parse::<u32>(), h.parse::<u32>()) {
+                    (Ok(w), Ok(h)) if w <= MAX_SIDE && h <= MAX_SIDE => (w, h),
+                    _ => return Err(video_error(format!("bad size {line:?} of image {i}"))),
+                };
+                let mut pixels = vec![0u8; w as usize * h as usize * 3];
+                input
+                    .read_exact(&mut pixels)
+                    .map_err(|e| video_error(format!("image {i} is cut short: {e}")))?;
+                Still::Rgb(Cow::Owned(
+                    RgbImage::from_raw(w, h, pixels)
+                        .ok_or_else(|| video_error(format!("image {i} has a bad size")))?,
+                ))
+            }
+            ["file", n] => {
+                let n = n
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n <= MAX_FILE_BYTES.min(limits.max_bytes))
+                    .ok_or_else(|| video_error(format!("bad length {line:?} of image {i}")))?;
+                let mut bytes = vec![0u8; n as usize];
+                input
+                    .read_exact(&mut bytes)
+                    .map_err(|e| video_error(format!("image {i} is cut short: {e}")))?;
+                Still::File(Cow::Owned(bytes))
+            }
+            _ => return Err(video_error(format!("bad header {line:?} of image {i}"))),
+        };
+        images.push(still);
     }
     Ok(Request {
         images,
         settings,
+        limits,
         path,
     })
 }
@@ -274,32 +368,70 @@ mod tests {
         }
     }
 
+    fn limits() -> DecodeLimits {
+        atelier_core::settings::Settings::defaults().limits
+    }
+
     #[test]
     fn requests_round_trip_bit_exact() {
-        let images = vec![
+        let images = [
             RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8, y as u8, 7])),
             RgbImage::from_pixel(2, 9, image::Rgb([1, 2, 3])),
         ];
+        let file = crate::encode::jpeg(&images[0], 90).expect("jpeg");
+        let stills = [
+            Still::Rgb(Cow::Borrowed(&images[0])),
+            Still::File(Cow::Borrowed(&file)),
+            Still::Rgb(Cow::Borrowed(&images[1])),
+        ];
         let mut bytes = Vec::new();
-        write_request(&mut bytes, &images, &settings(), Path::new("/tmp/a b/v.mp4")).expect("write");
+        write_request(
+            &mut bytes,
+            &stills,
+            &limits(),
+            &settings(),
+            Path::new("/tmp/a b/v.mp4"),
+        )
+        .expect("write");
         let back = read_request(&mut bytes.as_slice()).expect("read");
-        assert_eq!(back.images, images);
+        assert_eq!(back.images, stills);
         assert_eq!(back.settings, settings());
+        let sent = limits();
+        assert_eq!(
+            (
+                back.limits.max_bytes,
+                back.limits.max_pixels,
+                back.limits.min_side
+            ),
+            (sent.max_bytes, sent.max_pixels, sent.min_side)
+        );
+        assert_eq!(
+            (back.limits.max_side, back.limits.max_jpeg_scans),
+            (sent.max_side, sent.max_jpeg_scans)
+        );
         assert_eq!(back.path, PathBuf::from("/tmp/a b/v.mp4"));
     }
 
     #[test]
     fn malformed_requests_are_refused() {
         let image = RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]));
+        let file = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        let stills = [
+            Still::Rgb(Cow::Borrowed(&image)),
+            Still::File(Cow::Borrowed(&file)),
+        ];
         let mut bytes = Vec::new();
-        write_request(&mut bytes, &[image], &settings(), Path::new("v.mp4")).expect("write");
+        write_request(&mut bytes, &stills, &limits(), &settings(), Path::new("v.mp4")).expect("write");
         // Cut short anywhere: an error, never a panic or a partial image.
-        for cut in [0, 5, 20, bytes.len() - 1] {
+        for cut in [0, 5, 20, 90, bytes.len() - 1] {
             assert!(read_request(&mut &bytes[..cut]).is_err(), "cut at {cut}");
         }
-        let huge = b"atelier-video 1\n64 48 30 1.5 0.4 0.04 23 fast\nv.mp4\n1\n99999 99999\n";
-        assert!(read_request(&mut &huge[..]).is_err());
-        assert!(write_request(&mut Vec::new(), &[], &settings(), Path::new("a\nb")).is_err());
+        let head = "atelier-video 2\n64 48 30 1.5 0.4 0.04 23 fast\nv.mp4\n1000 1000 1 100 10\n1\n";
+        for bad in ["rgb 99999 99999\n", "file 1001\n", "jpeg 4\n", "file\n"] {
+            let request = format!("{head}{bad}");
+            assert!(read_request(&mut request.as_bytes()).is_err(), "{bad:?}");
+        }
+        assert!(write_request(&mut Vec::new(), &[], &limits(), &settings(), Path::new("a\nb")).is_err());
     }
 
     #[test]

@@ -35,7 +35,13 @@ impl Upscaler for LocalUpscaler {
     }
 
     fn cache_id(&self) -> Option<String> {
-        Some(format!("local/{}/sharpen={:?}", super::VERSION, self.sharpen))
+        // "+border": a flat backdrop is filled instead of resampled, which can
+        // round a level apart from the whole-image path (`upscale::upscale`).
+        Some(format!(
+            "local/{}+border/sharpen={:?}",
+            super::VERSION,
+            self.sharpen
+        ))
     }
 
     async fn upscale(
