@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atelier_bus::JobBus;
 use atelier_core::pipeline::Stage;
-use atelier_core::settings::Settings;
+use atelier_core::settings::{SegmenterKind, Settings};
 use atelier_jobs::Store;
 use atelier_providers::{Providers, QuotaGate};
 use atelier_stages::StageContext;
@@ -36,6 +36,18 @@ pub async fn build_providers(
             })
         })?
         .map_err(WorkerError::from)
+}
+
+/// The settings a `stage` worker builds its providers from: only analysis
+/// segments photos, so the other workers neither load the segmentation model
+/// (seconds and hundreds of MB for a real one) nor fail on a bad one.
+fn provider_settings(stage: Stage, settings: &Arc<Settings>) -> Arc<Settings> {
+    if stage == Stage::Analysis || settings.analysis.segmenter == SegmenterKind::Classic {
+        return Arc::clone(settings);
+    }
+    let mut own = Settings::clone(settings);
+    own.analysis.segmenter = SegmenterKind::Classic;
+    Arc::new(own)
 }
 
 /// Runs `stages` over `bus` with `providers` (see [`build_providers`]) until
@@ -114,7 +126,7 @@ pub async fn serve(
     };
     // Before the broker: a service that cannot build its providers (a bad
     // segmentation model) exits at once with the reason.
-    let providers = build_providers(&settings, store).await?;
+    let providers = build_providers(&provider_settings(stage, &settings), store).await?;
     let bus = JobBus::rabbitmq(&settings, &format!("atelier-{}", stage.service_name())).await?;
     let blobs = BlobStore::from_url(&settings.blobs.url)?;
     let ops_stop = CancellationToken::new();
@@ -159,4 +171,24 @@ pub fn run_main(stage: Stage) -> anyhow::Result<()> {
     let metrics = atelier_telemetry::Metrics::install()?;
     atelier_telemetry::run_until_signal(|shutdown| serve(stage, settings, Some(metrics), shutdown))??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_analysis_worker_loads_a_segmentation_model() {
+        let mut settings = Settings::defaults();
+        settings.analysis.segmenter = SegmenterKind::Onnx;
+        settings.analysis.onnx_model = "/models/u2netp.onnx".into();
+        let settings = Arc::new(settings);
+        let analysis = provider_settings(Stage::Analysis, &settings);
+        assert_eq!(analysis.analysis.segmenter, SegmenterKind::Onnx);
+        for stage in [Stage::Generation, Stage::Upscaling, Stage::PostProcessing] {
+            let own = provider_settings(stage, &settings);
+            assert_eq!(own.analysis.segmenter, SegmenterKind::Classic, "{stage:?}");
+            assert_eq!(own.providers, settings.providers, "{stage:?}");
+        }
+    }
 }
