@@ -55,7 +55,7 @@ fn main() {
                 Ok(a) => {
                     let v = iou(&a.mask, &g.mask);
                     ious.push(v);
-                    notes.push(format!("{v:.3} ({})", confidence_note(&a)));
+                    notes.push(confidence_note(&a));
                     if let Some(dir) = &out {
                         save(
                             dir,

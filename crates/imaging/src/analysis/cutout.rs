@@ -71,17 +71,6 @@ const HOLE_DEVIATION: f32 = 0.012;
 /// flood (an outline faint over a short stretch, such as where a garment's edge
 /// meets its own shadow, must not let the backdrop in).
 const WALL_GAP: usize = 2;
-/// Passages of free cells narrower than `2·NECK + 1` cells do not let the backdrop
-/// flood through (a morphological opening of the free space before the flood): an
-/// outline faint over a stretch longer than `WALL_GAP` closes (a white garment's
-/// rim meeting its own cast shadow), while a backdrop region reached only through
-/// such a neck is judged as an enclosed gap (clean backdrop stays backdrop).
-const NECK: usize = 3;
-/// Share of a gap's cells that must be within `HOLE_DEVIATION` of the fitted
-/// backdrop; the rest may be shadow (the sweep under less light: the gap between
-/// straps catches the garment's cast shadow). Cloth that matches the sweep is
-/// never clean over most of a region bounded by clear steps.
-const HOLE_CLEAN_SHARE: f32 = 0.5;
 /// Colour step (OKLab distance from the backdrop) of the cells bounding a gap.
 const HOLE_STEP: f32 = 0.03;
 /// Share of an enclosed region's boundary that must make that step for it to be a gap.
@@ -101,13 +90,6 @@ const MODEL_SAMPLES: usize = 6_000;
 const MIN_VARIANCE: f32 = 6e-5;
 /// Largest log-likelihood ratio a cell's colour may contribute.
 const MAX_LLR: f32 = 6.0;
-/// A colour farther than this (squared, in standard deviations) from every
-/// component of both models is one neither has seen: it carries no evidence, and
-/// the prior and the smoothness term decide. (The χ² distribution with three
-/// degrees of freedom exceeds 16.3 once in a thousand.) Thin parts such as a
-/// hanger's wire have no interior cells to teach the garment model their colour,
-/// and the backdrop's clusters (its cast shadow) would otherwise outvote them.
-const UNSEEN: f32 = 16.3;
 /// Weight of the first labelling as a prior, in log-odds.
 const PRIOR: f32 = 2.0;
 /// Weight of the smoothness term against the data term.
@@ -481,7 +463,7 @@ fn enclose(grid: &Grid) -> Option<Vec<bool>> {
             })
         })
         .collect();
-    let reached = flood_through_wide_passages(&closed, w, h, NECK);
+    let reached = flood_from_border(&closed, w, h);
     let mut garment: Vec<bool> = reached.iter().map(|&r| !r).collect();
     // The wall cells just outside the outline belong to the backdrop: a blocked cell
     // that is only a wall (no colour or texture evidence) and touches reached
@@ -539,15 +521,11 @@ fn keep_clean_holes(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
         members.clear();
         stack.push(start);
         seen[start] = true;
-        let (mut clean, mut shadowed, mut texture) = (0usize, 0usize, 0.0f32);
+        let (mut dev, mut texture) = (0.0f32, 0.0f32);
         while let Some(i) = stack.pop() {
             members.push(i);
             texture += grid.texture[i];
-            if backdrop_like(grid, i) {
-                clean += 1;
-            } else if is_shadow_like(grid.lab[i], grid.backdrop[i]) {
-                shadowed += 1;
-            }
+            dev += kmeans::dist2(&grid.lab[i], &grid.backdrop[i]).sqrt();
             let (x, y) = (i % w, i / w);
             for (xx, yy) in [
                 (x.wrapping_sub(1), y),
@@ -588,9 +566,11 @@ fn keep_clean_holes(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
         }
         let walled = walls as f32 >= HOLE_WALL_SHARE * rim as f32;
         let smooth = texture / (members.len() as f32) < HOLE_TEXTURE;
-        let n = members.len();
-        let backdrop = clean as f32 >= HOLE_CLEAN_SHARE * n as f32 && clean + shadowed == n;
-        if walled && smooth && n >= MIN_HOLE_CELLS && backdrop {
+        if walled
+            && smooth
+            && members.len() >= MIN_HOLE_CELLS
+            && dev / (members.len() as f32) < HOLE_DEVIATION
+        {
             for &i in &members {
                 labels[i] = 2;
             }
@@ -612,50 +592,6 @@ fn reopen_clean_holes(silhouette: &[u8], grid: &Grid) -> Vec<u8> {
     keep_clean_holes(&mut labels, &blocked, grid);
     // Only enclosed regions: a region touching the outside is already outside.
     labels.iter().map(|&l| u8::from(l == 1)).collect()
-}
-
-/// Chebyshev-square erosion (`grow` false) or dilation (`grow` true) of a binary
-/// grid by `r` cells, separably (rows, then columns).
-fn square_filter(cells: &[bool], w: usize, h: usize, r: usize, grow: bool) -> Vec<bool> {
-    let pass = |src: &[bool], along_rows: bool| -> Vec<bool> {
-        let (len, lines) = if along_rows { (w, h) } else { (h, w) };
-        let at = |line: usize, k: usize| if along_rows { line * w + k } else { k * w + line };
-        let mut out = vec![false; w * h];
-        for line in 0..lines {
-            for k in 0..len {
-                let (a, b) = (k.saturating_sub(r), (k + r).min(len - 1));
-                // Outside the frame counts as free: the border is where the flood starts.
-                let mut window = (a..=b).map(|j| src[at(line, j)]);
-                out[at(line, k)] = if grow {
-                    window.any(|v| v)
-                } else {
-                    window.all(|v| v)
-                };
-            }
-        }
-        out
-    };
-    let rows = pass(cells, true);
-    pass(&rows, false)
-}
-
-/// Cells the border's flood reaches through passages at least `2·neck + 1` cells
-/// wide: the free space is eroded by `neck`, flooded from the border, and the
-/// flood grown back by `neck` within the free space. A region joined to the
-/// outside only by a narrower neck is not reached.
-fn flood_through_wide_passages(blocked: &[bool], w: usize, h: usize, neck: usize) -> Vec<bool> {
-    if neck == 0 {
-        return flood_from_border(blocked, w, h);
-    }
-    let free: Vec<bool> = blocked.iter().map(|&b| !b).collect();
-    let core: Vec<bool> = square_filter(&free, w, h, neck, false);
-    let core_blocked: Vec<bool> = core.iter().map(|&c| !c).collect();
-    let reached_core = flood_from_border(&core_blocked, w, h);
-    let grown = square_filter(&reached_core, w, h, neck, true);
-    // Free cells in an acute corner the square does not fit stay unreached; they
-    // are judged with the enclosed regions (clean backdrop stays backdrop) and the
-    // refinement's colour term decides them too.
-    grown.iter().zip(&free).map(|(&g, &f)| g && f).collect()
 }
 
 /// Cells reachable from the frame's border through cells that are not `blocked`.
@@ -721,57 +657,31 @@ struct Models {
     surface_var: f32,
 }
 
-/// One mixture component: a Gaussian with a diagonal covariance in OKLab.
-///
-/// Diagonal, not isotropic: cloth varies mostly in lightness (folds, shading)
-/// and hardly in chroma, so an isotropic model, inflated by the lightness spread,
-/// would also accept a neutral shadow of a fold's lightness beside a warm beige
-/// garment. Per-channel variances keep the chroma cue sharp.
 #[derive(Debug, Clone, Copy)]
 struct Gaussian {
     mean: [f32; 3],
-    var: [f32; 3],
+    var: f32,
     log_weight: f32,
 }
 
 impl Gaussian {
-    /// Squared Mahalanobis distance of `p` from the mean.
-    fn mahalanobis2(&self, p: [f32; 3]) -> f32 {
-        (0..3).map(|c| (p[c] - self.mean[c]).powi(2) / self.var[c]).sum()
-    }
-
-    /// Log density of the 3-D Gaussian, plus the mixture weight.
+    /// Log density of an isotropic 3-D Gaussian, plus the mixture weight.
     fn log_p(&self, p: [f32; 3]) -> f32 {
-        let log_det: f32 = self.var.iter().map(|v| v.ln()).sum();
-        self.log_weight - 0.5 * self.mahalanobis2(p) - 0.5 * log_det
+        let d2 = kmeans::dist2(&p, &self.mean);
+        self.log_weight - 0.5 * d2 / self.var - 1.5 * self.var.ln()
     }
 }
 
 fn mixture(points: &[[f32; 3]], seed: u64) -> Vec<Gaussian> {
     let clusters: Vec<Cluster> = kmeans::kmeans(points, CLUSTERS, seed);
     let total: f32 = clusters.iter().map(|c| c.weight).sum::<f32>().max(1.0);
-    // Per-channel variance of each cluster's members (nearest centre).
-    let mut sq = vec![[0.0f32; 3]; clusters.len()];
-    let mut count = vec![0.0f32; clusters.len()];
-    for p in points {
-        let nearest = (0..clusters.len())
-            .min_by(|&a, &b| {
-                kmeans::dist2(p, &clusters[a].centre).total_cmp(&kmeans::dist2(p, &clusters[b].centre))
-            })
-            .unwrap_or(0);
-        let centre = clusters[nearest].centre;
-        for (c, s) in sq[nearest].iter_mut().enumerate() {
-            *s += (p[c] - centre[c]).powi(2);
-        }
-        count[nearest] += 1.0;
-    }
     clusters
         .iter()
-        .enumerate()
-        .filter(|(_, c)| c.weight > 0.0)
-        .map(|(k, c)| Gaussian {
+        .filter(|c| c.weight > 0.0)
+        .map(|c| Gaussian {
             mean: c.centre,
-            var: sq[k].map(|s| (s / count[k].max(1.0)).max(MIN_VARIANCE)),
+            // `spread` is the mean squared distance over three dimensions.
+            var: (c.spread / 3.0).max(MIN_VARIANCE),
             log_weight: (c.weight / total).ln(),
         })
         .collect()
@@ -836,18 +746,9 @@ impl Models {
     /// include the cast shadow, whose colour a grey garment shares, and would
     /// outvote it (a dark fold would read as backdrop).
     fn llr(&self, p: [f32; 3], backdrop: [f32; 3]) -> f32 {
-        let seen = |g: &Gaussian| g.mahalanobis2(p) <= UNSEEN;
-        let near_surface = kmeans::dist2(&p, &backdrop) / self.surface_var <= UNSEEN;
-        if !near_surface
-            && !is_shadow_like(p, backdrop)
-            && !self.fg.iter().any(seen)
-            && !self.bg.iter().any(seen)
-        {
-            return 0.0;
-        }
         let surface = Gaussian {
             mean: backdrop,
-            var: [self.surface_var; 3],
+            var: self.surface_var,
             log_weight: 0.5f32.ln(),
         }
         .log_p(p);
@@ -1105,78 +1006,4 @@ fn largest_component(mask: &[u8], w: usize, h: usize) -> usize {
         best = best.max(count);
     }
     best
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A 30×30 grid with a closed square wall (cells 8..=21) and a gap of `gap`
-    /// cells in its top side.
-    fn walled(gap: usize) -> (Vec<bool>, usize, usize) {
-        let (w, h) = (30, 30);
-        let mut blocked = vec![false; w * h];
-        for k in 8..=21 {
-            for (x, y) in [(k, 8), (k, 21), (8, k), (21, k)] {
-                blocked[y * w + x] = true;
-            }
-        }
-        for x in 12..12 + gap {
-            blocked[8 * w + x] = false;
-        }
-        (blocked, w, h)
-    }
-
-    #[test]
-    fn the_flood_does_not_pass_a_neck_but_passes_a_wide_opening() {
-        let inside = 15 * 30 + 15;
-        let (blocked, w, h) = walled(2 * NECK);
-        assert!(
-            flood_from_border(&blocked, w, h)[inside],
-            "a plain flood leaks in"
-        );
-        let reached = flood_through_wide_passages(&blocked, w, h, NECK);
-        assert!(!reached[inside], "a neck of {} cells stops it", 2 * NECK);
-        assert!(
-            reached[2 * w + 2] && reached[25 * w + 25],
-            "the outside is reached"
-        );
-        // Next to the wall, outside, the flood grows back.
-        assert!(reached[7 * w + 15] && reached[15 * w + 22]);
-        let (open, w, h) = walled(2 * NECK + 2);
-        assert!(flood_through_wide_passages(&open, w, h, NECK)[inside]);
-    }
-
-    #[test]
-    fn a_colour_neither_model_has_seen_is_no_evidence() {
-        let g = |mean: [f32; 3]| Gaussian {
-            mean,
-            var: [1e-4; 3],
-            log_weight: 0.0,
-        };
-        let models = Models {
-            fg: vec![g([0.5, -0.05, 0.02])],
-            bg: vec![g([0.6, 0.0, 0.0])],
-            surface_var: 1e-4,
-        };
-        let backdrop = [0.95, 0.0, 0.0];
-        // A dark grey wire: far from the green garment, the shadow and the sweep.
-        assert_eq!(models.llr([0.3, 0.0, 0.0], backdrop), 0.0);
-        // The garment's own colour and the sweep's still count.
-        assert!(models.llr([0.5, -0.05, 0.02], backdrop) > 1.0);
-        assert!(models.llr(backdrop, backdrop) < -1.0);
-    }
-
-    #[test]
-    fn diagonal_variances_keep_the_chroma_cue() {
-        // Cloth that varies in lightness only: a neutral colour of the same
-        // lightness is far from it although it lies within the lightness spread.
-        let points: Vec<[f32; 3]> = (0..200)
-            .map(|i| [0.6 + 0.2 * (i as f32 / 200.0), 0.0, 0.04])
-            .collect();
-        let m = mixture(&points, 1);
-        let nearest = |p: [f32; 3]| m.iter().map(|g| g.mahalanobis2(p)).fold(f32::INFINITY, f32::min);
-        assert!(nearest([0.7, 0.0, 0.04]) < 9.0);
-        assert!(nearest([0.7, 0.0, 0.0]) > UNSEEN, "{}", nearest([0.7, 0.0, 0.0]));
-    }
 }
