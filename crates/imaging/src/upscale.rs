@@ -61,6 +61,9 @@ pub fn upscale(img: &RgbImage, factor: u32, sharpen_amount: f32) -> Result<RgbIm
     Ok(out)
 }
 
+/// A rectangle of pixels: left, top, width, height.
+type Rect = (u32, u32, u32, u32);
+
 /// Where an image on a flat backdrop differs from it: the backdrop's colour
 /// (the top-left pixel) and the rectangle (left, top, width, height) of every
 /// other pixel, widened by [`FLAT_MARGIN`] and clipped; `None` when that
@@ -71,7 +74,7 @@ pub fn upscale(img: &RgbImage, factor: u32, sharpen_amount: f32) -> Result<RgbIm
 /// often a quarter of the canvas or more. Lanczos3 and the unsharp mask of a
 /// flat neighbourhood give back the same colour exactly, so that part of a
 /// ×4 enlargement is a fill, not a convolution.
-fn busy_region(img: &RgbImage) -> Option<([u8; 3], (u32, u32, u32, u32))> {
+fn busy_region(img: &RgbImage) -> Option<([u8; 3], Rect)> {
     let (w, h) = img.dimensions();
     let first = img.as_raw().get(..3)?;
     let colour = [first[0], first[1], first[2]];
@@ -109,7 +112,7 @@ fn upscale_region(
     factor: u32,
     sharpen_amount: f32,
     colour: [u8; 3],
-    (x0, y0, rw, rh): (u32, u32, u32, u32),
+    (x0, y0, rw, rh): Rect,
 ) -> Result<RgbImage, ImagingError> {
     let crop = Crop {
         left: f64::from(x0),
