@@ -117,23 +117,14 @@ async fn identical_requests_at_once_compute_once(target: Target) {
         "inputImages": [ { "url": uri, "view": "front", "backgrounds": [1, 1, 0] } ],
         "upscale": true
     });
-    let results =
-        futures::future::join_all((0..5).map(|_| sys.post(0, "/api/v1/generate/image", &body, &[]))).await;
-    let mut total = [[0; 2]; 4];
-    for (code, result) in &results {
-        assert_eq!(*code, 200, "{result}\n{}", sys.logs());
-        for (sum, counts) in total.iter_mut().zip(reused(result)) {
-            sum[0] += counts[0];
-            sum[1] += counts[1];
-        }
-    }
+    let (results, total) = identical_at_once(&sys, &body, 5).await;
     assert_eq!(
         total,
         [[4, 1], [8, 2], [8, 2], [0, 0]],
         "one analysis, two renders and two upscales made for five jobs"
     );
-    let first = artefacts(&sys, &results[0].1).await;
-    for (_, result) in &results[1..] {
+    let first = artefacts(&sys, &results[0]).await;
+    for result in &results[1..] {
         assert_eq!(artefacts(&sys, result).await, first);
     }
 }
@@ -159,16 +150,7 @@ async fn replicas_share_one_computation_through_the_claim() {
         "inputImages": [ { "url": uri, "view": "front", "backgrounds": [1, 1, 0] } ],
         "upscale": true
     });
-    let results =
-        futures::future::join_all((0..2).map(|_| sys.post(0, "/api/v1/generate/image", &body, &[]))).await;
-    let mut total = [[0; 2]; 4];
-    for (code, result) in &results {
-        assert_eq!(*code, 200, "{result}\n{}", sys.logs());
-        for (sum, counts) in total.iter_mut().zip(reused(result)) {
-            sum[0] += counts[0];
-            sum[1] += counts[1];
-        }
-    }
+    let (results, total) = identical_at_once(&sys, &body, 2).await;
     assert_eq!(
         total,
         [[1, 1], [2, 2], [2, 2], [0, 0]],
@@ -176,9 +158,27 @@ async fn replicas_share_one_computation_through_the_claim() {
         sys.logs()
     );
     assert_eq!(
-        artefacts(&sys, &results[0].1).await,
-        artefacts(&sys, &results[1].1).await
+        artefacts(&sys, &results[0]).await,
+        artefacts(&sys, &results[1]).await
     );
+}
+
+/// Posts `body` `n` times at once; every answer must be 200. The results,
+/// and their `metadata.cache` counts summed per stage.
+async fn identical_at_once(sys: &System, body: &Value, n: usize) -> (Vec<Value>, [[u64; 2]; 4]) {
+    let answers =
+        futures::future::join_all((0..n).map(|_| sys.post(0, "/api/v1/generate/image", body, &[]))).await;
+    let mut total = [[0; 2]; 4];
+    let mut results = Vec::new();
+    for (code, result) in answers {
+        assert_eq!(code, 200, "{result}\n{}", sys.logs());
+        for (sum, counts) in total.iter_mut().zip(reused(&result)) {
+            sum[0] += counts[0];
+            sum[1] += counts[1];
+        }
+        results.push(result);
+    }
+    (results, total)
 }
 
 /// The test systems start with the cache off (most tests count each job's

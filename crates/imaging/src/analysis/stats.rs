@@ -179,22 +179,31 @@ mod tests {
         assert_eq!(s.sharpness, 0.0);
     }
 
-    #[test]
-    fn checkerboard_has_the_analytic_laplacian_variance() {
-        // Alternating 0/255 pixels: the Laplacian is ±4·255 everywhere inside.
-        let img = RgbImage::from_fn(16, 16, |x, y| {
+    /// Alternating 0/255 pixels.
+    fn checkerboard(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
             if (x + y) % 2 == 0 {
                 Rgb([255; 3])
             } else {
                 Rgb([0; 3])
             }
-        });
-        let s = measure(&img);
+        })
+    }
+
+    /// The checkerboard's Laplacian is ±4·255 everywhere inside.
+    fn assert_laplacian_of_a_checkerboard(s: &FullResStats) {
         assert!(
             (s.sharpness - (4.0f64 * 255.0).powi(2)).abs() < 1.0,
             "{}",
             s.sharpness
         );
+    }
+
+    #[test]
+    fn checkerboard_has_the_analytic_laplacian_variance() {
+        // Alternating 0/255 pixels: the Laplacian is ±4·255 everywhere inside.
+        let s = measure(&checkerboard(16, 16));
+        assert_laplacian_of_a_checkerboard(&s);
         assert!((s.exposure.clipped_shadows - 0.5).abs() < 1e-6);
         assert!((s.exposure.clipped_highlights - 0.5).abs() < 1e-6);
     }
@@ -205,19 +214,8 @@ mod tests {
         // Laplacian is the same everywhere, so any row lost or counted twice at a
         // band's edge would show in the exact figures.
         let (w, h) = (37u32, 3 * BAND_ROWS as u32 + 5);
-        let img = RgbImage::from_fn(w, h, |x, y| {
-            if (x + y) % 2 == 0 {
-                Rgb([255; 3])
-            } else {
-                Rgb([0; 3])
-            }
-        });
-        let s = measure(&img);
-        assert!(
-            (s.sharpness - (4.0f64 * 255.0).powi(2)).abs() < 1.0,
-            "{}",
-            s.sharpness
-        );
+        let s = measure(&checkerboard(w, h));
+        assert_laplacian_of_a_checkerboard(&s);
         let dark = ((w * h) / 2) as f32 / (w * h) as f32;
         assert!((s.exposure.clipped_shadows - dark).abs() < 1e-6);
         // A ramp down the rows: the mean is exact only if every row counts once.
