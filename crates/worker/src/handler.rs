@@ -112,14 +112,17 @@ impl JobHandler for StageWorker {
         let seconds = started.elapsed().as_secs_f64();
         match self.stage.next() {
             Some(next) => {
+                // The finish is published (confirmed) before the job is handed
+                // on, so the status feed holds it before any event of the next
+                // stage: a watcher replaying a completed job sees every stage.
+                let finished = self.event(id, EventKind::StageFinished, attempt).seconds(seconds);
+                self.emit(finished.state(state.clone())).await?;
                 self.bus.forward(next, &state, meta).await.map_err(|e| {
                     HandlerError::Transient(JobFailure::stage(format!(
                         "forwarding to {next}: {}",
                         atelier_core::error::error_chain(&e)
                     )))
                 })?;
-                let finished = self.event(id, EventKind::StageFinished, attempt).seconds(seconds);
-                self.emit(finished.state(state)).await?;
             }
             None => {
                 state.times.total = now_ms().saturating_sub(state.spec.submitted_at_ms) as f64 / 1000.0;
