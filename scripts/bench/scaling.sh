@@ -5,16 +5,16 @@
 # inputs). Wall time and the peak memory of the whole process tree (atelier and
 # its video helper, scripts/bench/treemem.py), median of N runs.
 # Usage: scripts/bench/scaling.sh [runs] [factor]   (default 3 runs, x4)
+# ATELIER_BIN_DIR=DIR measures a ready-made atelier (and its atelier-video) instead.
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/bench.sh"
 cd "$ATELIER_ROOT"
 
 runs="${1:-3}"
 factor="${2:-4}"
 ensure_build_deps
 ensure_apt python3-pil
-log "building atelier (release)"
-cargo build --release --locked -p atelier-cli
-bin="${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release/atelier"
+bin="$(bench_bin_dir)/atelier"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

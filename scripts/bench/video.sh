@@ -8,15 +8,15 @@
 # be empty: the configured preset, the built-in tuned options); "tuned" is what
 # the product uses.
 # Usage: scripts/bench/video.sh [runs] [NAME=PRESET/X264_PARAMS ...]   (default 7 runs)
+# ATELIER_BIN_DIR=DIR measures ready-made binaries (atelier and atelier-video) instead.
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/bench.sh"
 cd "$ATELIER_ROOT"
 
 runs="${1:-7}"
 shift || true
 ensure_build_deps
-log "building atelier and atelier-video (release)"
-cargo build --release --locked -p atelier-cli
-target="${CARGO_TARGET_DIR:-$ATELIER_ROOT/target}/release"
+target="$(bench_bin_dir)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
