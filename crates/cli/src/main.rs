@@ -24,6 +24,7 @@ use clap::Parser;
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
+    atelier_imaging::memory::return_large_buffers_to_the_system();
     let cli = Cli::parse();
     let result = Settings::load()
         .map_err(anyhow::Error::from)

@@ -10,6 +10,7 @@ pub mod encode;
 pub mod error;
 pub mod filter;
 pub mod generate;
+pub mod memory;
 pub mod report;
 pub mod resize;
 pub mod upscale;

@@ -165,6 +165,7 @@ async fn listen_for_cancels(bus: JobBus, cancelled: Arc<CancelledJobs>, shutdown
 /// The whole `main` of a worker binary: settings, telemetry, serve until a
 /// signal. Returns the process's outcome for `anyhow` at the top.
 pub fn run_main(stage: Stage) -> anyhow::Result<()> {
+    atelier_imaging::memory::return_large_buffers_to_the_system();
     let settings = Settings::load()?;
     let _telemetry =
         atelier_telemetry::init(&settings.telemetry, &format!("atelier-{}", stage.service_name()));

@@ -3,5 +3,6 @@
 //! images to it, so only this binary loads FFmpeg.
 
 fn main() -> std::process::ExitCode {
+    atelier_imaging::memory::return_large_buffers_to_the_system();
     atelier_video::helper::main()
 }
