@@ -13,9 +13,9 @@
 //! step of row y needs only rows y and y + 1 of the over-relaxed primal from the
 //! previous iteration, and the primal step of row y only the new duals of rows
 //! y and y − 1, so one pass does both with no scratch buffers. A sweep over the
-//! 50 000 cells of the cut-out's grid is a few tens of microseconds; splitting it
-//! across the pool would add a synchronisation per iteration, which on a loaded
-//! machine costs more than the sweep.
+//! 50 000 cells of the cut-out's grid is about a million instructions, a fraction
+//! of a millisecond; splitting it across the pool would add a synchronisation per
+//! iteration, which on a loaded machine costs more than the sweep.
 
 /// Primal and dual step sizes: τ·σ·‖∇‖² < 1 with ‖∇‖² ≤ 8 on a 4-neighbour grid.
 const TAU: f32 = 0.35;
@@ -23,7 +23,7 @@ const SIGMA: f32 = 0.35;
 /// Most iterations per solve: a bounded cost even when a cell keeps oscillating.
 /// The labelling of the cut-out's grids settles well within this (the former
 /// fixed count).
-pub(super) const MAX_ITERATIONS: usize = 120;
+const MAX_ITERATIONS: usize = 120;
 /// Fewest iterations per solve, so that a cold start has spread the smoothness
 /// term beyond the cells next to the data term's sign changes before the
 /// stability test can stop it.
@@ -31,9 +31,10 @@ const MIN_ITERATIONS: usize = 20;
 /// Consecutive sweeps without a label change (u crossing ½) after which the
 /// labelling counts as settled.
 const STABLE_SWEEPS: usize = 10;
-/// Mean |Δu| per cell and sweep below which u has all but stopped moving: far
-/// below the ½ threshold's reach (a cell at 0.45 needs 50 such sweeps to flip at
-/// the fastest rate, and the rate is falling).
+/// Mean |Δu| per cell and sweep below which u has all but stopped moving (a
+/// thousandth of u's range per sweep, on average): together with a labelling
+/// unchanged for [`STABLE_SWEEPS`] sweeps, further sweeps would only polish
+/// values far from the ½ threshold.
 const TOLERANCE: f32 = 1e-3;
 
 /// Primal (`u`, its over-relaxation `bar`) and dual (`px`, `py`) variables of the
