@@ -17,6 +17,7 @@
 
 mod backdrop;
 mod cutout;
+mod guided;
 mod kmeans;
 mod mask;
 mod morph;
@@ -24,6 +25,7 @@ mod palette;
 mod prior;
 mod score;
 mod stats;
+mod tv;
 
 use std::borrow::Cow;
 

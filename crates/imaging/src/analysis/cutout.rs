@@ -27,23 +27,26 @@
 //! prior, and a smoothness term whose weight drops across walls is minimised with
 //! the convex relaxation of the min-cut (weighted total variation, solved by
 //! Chambolle–Pock primal–dual iterations; thresholding the relaxed solution gives a
-//! global minimiser of the binary energy, Chan–Esedoglu–Nikolova 2006). No graph
-//! library is needed, every iteration is a data-parallel stencil, and the cost is
-//! fixed. The loop refits the colour models and solves again.
+//! global minimiser of the binary energy, Chan–Esedoglu–Nikolova 2006; the `tv`
+//! module). No graph library is needed and every iteration is one stencil sweep.
+//! The loop refits the colour models and solves again, starting from the last
+//! solution; each solve stops once the labelling has settled (bounded by a
+//! maximum iteration count).
 //!
 //! Finally the coarse solution is upsampled to the working copy, combined (as a
 //! prior, in the log-odds domain) with each pixel's own colour likelihood ratio,
 //! and smoothed by a guided filter (He et al.) with the working copy's lightness as
 //! guide: the alpha follows the photo's own edges, so straps stay thin and hair,
-//! lace and fringes get a soft edge instead of stair steps.
+//! lace and fringes get a soft edge instead of stair steps. Both steps change
+//! only the band around the outline (elsewhere the upsampled labelling is 0 or 1
+//! and stays so), so both run only there (the `guided` module).
 
 use image::RgbImage;
 use rayon::prelude::*;
 
 use super::backdrop::BackdropModel;
 use super::kmeans::{self, Cluster};
-use super::{mask, morph, score};
-use crate::color;
+use super::{guided, mask, morph, score, tv};
 
 /// Longer side of the coarse grid the region labelling and the smoothness solve
 /// run on; the working copy is cut into square blocks to reach about this.
@@ -97,8 +100,6 @@ const SMOOTHNESS: f32 = 1.5;
 /// Edge-stopping strength: the smoothness weight across a wall of strength e
 /// (in wall-threshold units) is 1 / (1 + EDGE_STOP · e²).
 const EDGE_STOP: f32 = 4.0;
-/// Primal–dual iterations per round (fixed cost; the labelling converges well before).
-const TV_ITERATIONS: usize = 120;
 /// Guided filter radius in working pixels and regulariser (OKLab L²).
 const GUIDED_RADIUS: usize = 2;
 const GUIDED_EPS: f32 = 2e-4;
@@ -175,10 +176,11 @@ struct Planes {
     backdrop: Vec<[f32; 3]>,
     /// Shadow-tolerant score (smoothed) over the adaptive bar.
     score: Vec<f32>,
-    /// Central-difference gradient magnitude of lightness smoothed over 3×3.
+    /// OKLab lightness (the guide of the soft alpha).
+    lightness: Vec<f32>,
+    /// Central-difference gradient magnitude of lightness: its block maximum is
+    /// the wall strength, its block mean the texture (weave, folds).
     grad: Vec<f32>,
-    /// The same of the unsmoothed lightness (weave and fine texture).
-    texture: Vec<f32>,
 }
 
 /// Central-difference gradient magnitude of a plane (edges clamped).
@@ -228,7 +230,7 @@ pub(super) fn cut(
     let edge_bar = edge_bar(&planes, positions);
     let texture_mean = positions
         .iter()
-        .map(|&(x, y)| planes.texture[y as usize * w + x as usize])
+        .map(|&(x, y)| planes.grad[y as usize * w + x as usize])
         .sum::<f32>()
         / positions.len() as f32;
     let grid = grid(&planes, edge_bar, texture_mean.max(MIN_TEXTURE));
@@ -251,10 +253,11 @@ pub(super) fn cut(
         .iter()
         .map(|&e| 1.0 / (1.0 + EDGE_STOP * e * e))
         .collect();
-    let mut u = first.clone();
-    let mut models = Models::fit(&grid.lab, &grid.backdrop, &u, grid.w)?;
+    let mut models = Models::fit(&grid.lab, &grid.backdrop, &first, grid.w)?;
+    let mut solver: Option<tv::Solver> = None;
     for _ in 0..ROUNDS {
         let data: Vec<f32> = (0..grid.lab.len())
+            .into_par_iter()
             .map(|i| {
                 let llr = models.llr(grid.lab[i], grid.backdrop[i]);
                 let p = PRIOR * (2.0 * first[i] - 1.0);
@@ -262,9 +265,14 @@ pub(super) fn cut(
                 -(llr + p)
             })
             .collect();
-        u = tv_segment(&data, &weights, grid.w, grid.h, SMOOTHNESS);
-        models = Models::fit(&grid.lab, &grid.backdrop, &u, grid.w).unwrap_or(models);
+        // The first round starts cold from the data term's sign; later rounds
+        // continue from the previous round's solution (warm start).
+        let solver = solver.get_or_insert_with(|| tv::Solver::new(&data, grid.w, grid.h));
+        solver.solve(&data, &weights, SMOOTHNESS);
+        let u = solver.u();
+        models = Models::fit(&grid.lab, &grid.backdrop, u, grid.w).unwrap_or(models);
     }
+    let u = solver.as_ref().map_or(first.as_slice(), tv::Solver::u);
     let coarse: Vec<u8> = u.iter().map(|&v| u8::from(v >= 0.5)).collect();
     let coarse = morph::clean(&coarse, grid.w, grid.h)?;
     // Enclosed gaps the solver opened are filled again, clean backdrop holes kept.
@@ -284,8 +292,7 @@ pub(super) fn cut(
             1.0 / (1.0 + (-(prior + llr)).exp())
         })
         .collect();
-    let guide: Vec<f32> = planes.lab.iter().map(|p| p[0]).collect();
-    let alpha = guided_filter(&guide, &posterior, w, h, GUIDED_RADIUS, GUIDED_EPS);
+    let alpha = guided::guided_filter(&planes.lightness, &posterior, w, h, GUIDED_RADIUS, GUIDED_EPS);
     let alpha: Vec<u8> = alpha
         .iter()
         .map(|&a| (a.clamp(0.0, 1.0) * 255.0).round() as u8)
@@ -317,33 +324,19 @@ pub(super) fn cut(
 fn planes(image: &RgbImage, model: &BackdropModel, positions: &[(u32, u32)]) -> (Planes, f32, Vec<f32>) {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let radius = mask::radius_for(&mut score::raw_at(image, model, positions));
-    let (_, smoothed) = score::planes(image, model, radius);
+    let (smoothed, lab, backdrop) = score::smoothed_with_colours(image, model, radius);
     let mut border: Vec<f32> = positions
         .iter()
         .map(|&(x, y)| smoothed[y as usize * w + x as usize])
         .collect();
     let bar = mask::threshold(&mut border.clone());
     border.iter_mut().for_each(|s| *s /= bar);
-    let lut = color::srgb_lut();
-    let mut lab = vec![[0.0f32; 3]; w * h];
-    let mut backdrop = vec![[0.0f32; 3]; w * h];
-    lab.par_chunks_mut(w)
-        .zip(backdrop.par_chunks_mut(w))
-        .enumerate()
-        .for_each(|(y, (lab, bd))| {
-            let row = model.row(y as u32);
-            let src = &image.as_raw()[y * w * 3..][..w * 3];
-            for (x, (l, b)) in lab.iter_mut().zip(bd.iter_mut()).enumerate() {
-                *l = color::srgb_to_oklab_approx([src[3 * x], src[3 * x + 1], src[3 * x + 2]], lut);
-                *b = row.at(x);
-            }
-        });
     // Walls and texture from the gradient of lightness (walls by the block maximum,
     // texture by the block mean).
-    let l: Vec<f32> = lab.iter().map(|p| p[0]).collect();
-    let grad = central_gradient(&l, w, h);
-    let texture = central_gradient(&l, w, h);
-    let score = smoothed.iter().map(|s| s / bar).collect();
+    let lightness: Vec<f32> = lab.iter().map(|p| p[0]).collect();
+    let grad = central_gradient(&lightness, w, h);
+    let mut score = smoothed;
+    score.iter_mut().for_each(|s| *s /= bar);
     (
         Planes {
             w,
@@ -351,8 +344,8 @@ fn planes(image: &RgbImage, model: &BackdropModel, positions: &[(u32, u32)]) -> 
             lab,
             backdrop,
             score,
+            lightness,
             grad,
-            texture,
         },
         bar,
         border,
@@ -392,7 +385,7 @@ fn grid(planes: &Planes, edge_bar: f32, grad_mean: f32) -> Grid {
                         bd[k] += planes.backdrop[i][k];
                     }
                     wall = wall.max(planes.grad[i]);
-                    grad += planes.texture[i];
+                    grad += planes.grad[i];
                     score += planes.score[i];
                 }
             }
@@ -653,22 +646,35 @@ struct Models {
     fg: Vec<Gaussian>,
     /// What the backdrop holds besides the fitted surface (shadows, props).
     bg: Vec<Gaussian>,
-    /// Variance of the backdrop's residual from the fitted surface.
-    surface_var: f32,
+    /// The fitted surface's residual as a Gaussian (variance from the backdrop's
+    /// residual, half the backdrop's weight); its mean is the prediction at each
+    /// pixel, set per call.
+    surface: Gaussian,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Gaussian {
     mean: [f32; 3],
-    var: f32,
-    log_weight: f32,
+    /// −1 / (2·variance).
+    neg_half_precision: f32,
+    /// Log of the mixture weight over the normaliser's variance term
+    /// (log w − 1.5 · ln variance), computed once per fit instead of per pixel.
+    log_scale: f32,
 }
 
 impl Gaussian {
+    fn new(mean: [f32; 3], var: f32, log_weight: f32) -> Self {
+        Self {
+            mean,
+            neg_half_precision: -0.5 / var,
+            log_scale: log_weight - 1.5 * var.ln(),
+        }
+    }
+
     /// Log density of an isotropic 3-D Gaussian, plus the mixture weight.
     fn log_p(&self, p: [f32; 3]) -> f32 {
         let d2 = kmeans::dist2(&p, &self.mean);
-        self.log_weight - 0.5 * d2 / self.var - 1.5 * self.var.ln()
+        self.log_scale + self.neg_half_precision * d2
     }
 }
 
@@ -678,17 +684,25 @@ fn mixture(points: &[[f32; 3]], seed: u64) -> Vec<Gaussian> {
     clusters
         .iter()
         .filter(|c| c.weight > 0.0)
-        .map(|c| Gaussian {
-            mean: c.centre,
+        .map(|c| {
             // `spread` is the mean squared distance over three dimensions.
-            var: (c.spread / 3.0).max(MIN_VARIANCE),
-            log_weight: (c.weight / total).ln(),
+            Gaussian::new(
+                c.centre,
+                (c.spread / 3.0).max(MIN_VARIANCE),
+                (c.weight / total).ln(),
+            )
         })
         .collect()
 }
 
+/// Log of the mixture's density (log-sum-exp over its components; a mixture has
+/// at most [`CLUSTERS`] of them, so the terms live on the stack).
 fn log_sum(gs: &[Gaussian], p: [f32; 3]) -> f32 {
-    let logs: Vec<f32> = gs.iter().map(|g| g.log_p(p)).collect();
+    debug_assert!(gs.len() <= CLUSTERS, "k-means gives at most CLUSTERS clusters");
+    let mut logs = [f32::NEG_INFINITY; CLUSTERS];
+    for (l, g) in logs.iter_mut().zip(gs) {
+        *l = g.log_p(p);
+    }
     let max = logs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         return max;
@@ -733,7 +747,11 @@ impl Models {
         Some(Self {
             fg: mixture(&fg, 1),
             bg: mixture(&bg, 2),
-            surface_var: (median / 3.0 / 0.46).max(MIN_VARIANCE / 4.0),
+            surface: Gaussian::new(
+                [0.0; 3],
+                (median / 3.0 / 0.46).max(MIN_VARIANCE / 4.0),
+                0.5f32.ln(),
+            ),
         })
     }
 
@@ -748,8 +766,7 @@ impl Models {
     fn llr(&self, p: [f32; 3], backdrop: [f32; 3]) -> f32 {
         let surface = Gaussian {
             mean: backdrop,
-            var: self.surface_var,
-            log_weight: 0.5f32.ln(),
+            ..self.surface
         }
         .log_p(p);
         let other = if is_shadow_like(p, backdrop) {
@@ -771,115 +788,28 @@ impl Models {
     }
 }
 
-/// Weighted-TV segmentation: minimises Σ wᵢ|∇u|ᵢ·λ + Σ dataᵢ·uᵢ over u ∈ [0, 1]
-/// by Chambolle–Pock primal–dual iterations, and returns u (threshold at 0.5 for
-/// the labelling). `data` < 0 favours garment.
-fn tv_segment(data: &[f32], weights: &[f32], w: usize, h: usize, lambda: f32) -> Vec<f32> {
-    let n = w * h;
-    let (tau, sigma) = (0.35f32, 0.35f32);
-    let mut u: Vec<f32> = data.iter().map(|&d| if d < 0.0 { 1.0 } else { 0.0 }).collect();
-    let mut bar = u.clone();
-    let mut px = vec![0.0f32; n];
-    let mut py = vec![0.0f32; n];
-    let scale = 1.0 / lambda;
-    for _ in 0..TV_ITERATIONS {
-        // Dual ascent with projection onto |p| ≤ weight.
-        px.par_chunks_mut(w)
-            .zip(py.par_chunks_mut(w))
-            .enumerate()
-            .for_each(|(y, (px, py))| {
-                for x in 0..w {
-                    let i = y * w + x;
-                    let gx = if x + 1 < w { bar[i + 1] - bar[i] } else { 0.0 };
-                    let gy = if y + 1 < h { bar[i + w] - bar[i] } else { 0.0 };
-                    let (nx, ny) = (px[x] + sigma * gx, py[x] + sigma * gy);
-                    let norm = (nx * nx + ny * ny).sqrt();
-                    let k = if norm > weights[i] { weights[i] / norm } else { 1.0 };
-                    px[x] = nx * k;
-                    py[x] = ny * k;
-                }
-            });
-        // Primal descent, clamped to [0, 1], and over-relaxation.
-        let next: Vec<f32> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let (x, y) = (i % w, i / w);
-                let mut div = 0.0;
-                div += if x + 1 < w { px[i] } else { 0.0 } - if x > 0 { px[i - 1] } else { 0.0 };
-                div += if y + 1 < h { py[i] } else { 0.0 } - if y > 0 { py[i - w] } else { 0.0 };
-                (u[i] + tau * (div - scale * data[i])).clamp(0.0, 1.0)
-            })
-            .collect();
-        for i in 0..n {
-            bar[i] = 2.0 * next[i] - u[i];
-        }
-        u = next;
-    }
-    u
-}
-
 /// Bilinear upsampling of a 0/1 grid (cell centres at block centres) to w×h.
 fn upsample(grid: &[u8], gw: usize, gh: usize, block: usize, w: usize, h: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; w * h];
     let b = block as f32;
+    // Neighbouring cells and weight per pixel position along one axis.
+    let taps = |x: usize, n: usize| {
+        let g = ((x as f32 + 0.5) / b - 0.5).clamp(0.0, (n - 1) as f32);
+        let x0 = g.floor() as usize;
+        (x0, (x0 + 1).min(n - 1), g.fract())
+    };
+    let columns: Vec<(usize, usize, f32)> = (0..w).map(|x| taps(x, gw)).collect();
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let gy = ((y as f32 + 0.5) / b - 0.5).clamp(0.0, (gh - 1) as f32);
-        let (y0, fy) = (gy.floor() as usize, gy.fract());
-        let y1 = (y0 + 1).min(gh - 1);
-        for (x, o) in row.iter_mut().enumerate() {
-            let gx = ((x as f32 + 0.5) / b - 0.5).clamp(0.0, (gw - 1) as f32);
-            let (x0, fx) = (gx.floor() as usize, gx.fract());
-            let x1 = (x0 + 1).min(gw - 1);
-            let v = |xx: usize, yy: usize| f32::from(grid[yy * gw + xx]);
-            let top = v(x0, y0) * (1.0 - fx) + v(x1, y0) * fx;
-            let bottom = v(x0, y1) * (1.0 - fx) + v(x1, y1) * fx;
-            *o = top * (1.0 - fy) + bottom * fy;
+        let (y0, y1, fy) = taps(y, gh);
+        let (top, bottom) = (&grid[y0 * gw..][..gw], &grid[y1 * gw..][..gw]);
+        for (o, &(x0, x1, fx)) in row.iter_mut().zip(&columns) {
+            let v = |line: &[u8], xx: usize| f32::from(line[xx]);
+            let t = v(top, x0) * (1.0 - fx) + v(top, x1) * fx;
+            let d = v(bottom, x0) * (1.0 - fx) + v(bottom, x1) * fx;
+            *o = t * (1.0 - fy) + d * fy;
         }
     });
     out
-}
-
-/// Box mean of radius `r` (edges clamped by shrinking the window), via an integral image.
-fn box_mean(src: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
-    let mut integral = vec![0.0f64; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let mut row = 0.0f64;
-        for x in 0..w {
-            row += f64::from(src[y * w + x]);
-            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
-        }
-    }
-    let mut out = vec![0.0f32; w * h];
-    out.par_chunks_mut(w).enumerate().for_each(|(y, line)| {
-        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
-        for (x, o) in line.iter_mut().enumerate() {
-            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-            let s = integral[y1 * (w + 1) + x1] - integral[y0 * (w + 1) + x1] - integral[y1 * (w + 1) + x0]
-                + integral[y0 * (w + 1) + x0];
-            *o = (s / ((x1 - x0) * (y1 - y0)) as f64) as f32;
-        }
-    });
-    out
-}
-
-/// He, Sun and Tang's guided filter: `p` smoothed so that it follows the edges of
-/// the guide `i` (locally, output = a·I + b).
-fn guided_filter(i: &[f32], p: &[f32], w: usize, h: usize, r: usize, eps: f32) -> Vec<f32> {
-    let ip: Vec<f32> = i.iter().zip(p).map(|(a, b)| a * b).collect();
-    let ii: Vec<f32> = i.iter().map(|a| a * a).collect();
-    let (mean_i, mean_p) = rayon::join(|| box_mean(i, w, h, r), || box_mean(p, w, h, r));
-    let (mean_ip, mean_ii) = rayon::join(|| box_mean(&ip, w, h, r), || box_mean(&ii, w, h, r));
-    let n = w * h;
-    let mut a = vec![0.0f32; n];
-    let mut b = vec![0.0f32; n];
-    for k in 0..n {
-        let var = mean_ii[k] - mean_i[k] * mean_i[k];
-        let cov = mean_ip[k] - mean_i[k] * mean_p[k];
-        a[k] = cov / (var + eps);
-        b[k] = mean_p[k] - a[k] * mean_i[k];
-    }
-    let (ma, mb) = rayon::join(|| box_mean(&a, w, h, r), || box_mean(&b, w, h, r));
-    (0..n).map(|k| ma[k] * i[k] + mb[k]).collect()
 }
 
 /// The confidence evidence of a finished mask.

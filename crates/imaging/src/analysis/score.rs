@@ -55,6 +55,7 @@ pub(super) fn raw_at(image: &RgbImage, model: &BackdropModel, positions: &[(u32,
 }
 
 /// Raw and box-averaged (radius `r`) scores of every pixel, row-major.
+#[cfg(test)]
 pub(super) fn planes(image: &RgbImage, model: &BackdropModel, r: usize) -> (Vec<f32>, Vec<f32>) {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let mut raw = vec![0.0f32; w * h];
@@ -73,9 +74,55 @@ pub(super) fn planes(image: &RgbImage, model: &BackdropModel, r: usize) -> (Vec<
                 h,
                 r,
             }
-            .run(band * BAND_ROWS, raw, smooth);
+            .run(band * BAND_ROWS, smooth, |i, lab, backdrop| {
+                score_row(lab, backdrop, &mut raw[i * w..][..w]);
+            });
         });
     (raw, smooth)
+}
+
+/// The box-averaged (radius `r`) score of every pixel, with the OKLab colour and
+/// the backdrop prediction of every pixel that the pass computes on its way (the
+/// cut-out needs all three; one pass converts each pixel to OKLab once).
+pub(super) fn smoothed_with_colours(
+    image: &RgbImage,
+    model: &BackdropModel,
+    r: usize,
+) -> (Vec<f32>, Vec<[f32; 3]>, Vec<[f32; 3]>) {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let mut smooth = vec![0.0f32; w * h];
+    let mut lab = vec![[0.0f32; 3]; w * h];
+    let mut backdrop = vec![[0.0f32; 3]; w * h];
+    if w == 0 || h == 0 {
+        return (smooth, lab, backdrop);
+    }
+    smooth
+        .par_chunks_mut(BAND_ROWS * w)
+        .zip(lab.par_chunks_mut(BAND_ROWS * w))
+        .zip(backdrop.par_chunks_mut(BAND_ROWS * w))
+        .enumerate()
+        .for_each(|(band, ((smooth, lab_out), backdrop_out))| {
+            Band {
+                image,
+                model,
+                w,
+                h,
+                r,
+            }
+            .run(band * BAND_ROWS, smooth, |i, lab, backdrop| {
+                interleave(lab, &mut lab_out[i * w..][..w]);
+                interleave(backdrop, &mut backdrop_out[i * w..][..w]);
+            });
+        });
+    (smooth, lab, backdrop)
+}
+
+/// One row of three channel planes as per-pixel triples.
+fn interleave(planes: &Planes, out: &mut [[f32; 3]]) {
+    let [l, a, b] = &planes.c;
+    for (((o, l), a), b) in out.iter_mut().zip(l).zip(a).zip(b) {
+        *o = [*l, *a, *b];
+    }
 }
 
 /// One band's worth of context.
@@ -102,10 +149,12 @@ impl Planes {
 }
 
 impl Band<'_> {
-    /// Scores rows `y0 .. y0 + raw.len() / w` into `raw` and `smooth`.
-    fn run(&self, y0: usize, raw: &mut [f32], smooth: &mut [f32]) {
+    /// Scores rows `y0 .. y0 + smooth.len() / w` into `smooth`, and hands each of
+    /// them, as band-local row index, OKLab colours and backdrop prediction, to
+    /// `row`.
+    fn run(&self, y0: usize, smooth: &mut [f32], mut row: impl FnMut(usize, &Planes, &Planes)) {
         let (w, r) = (self.w, self.r);
-        let rows = raw.len() / w;
+        let rows = smooth.len() / w;
         let k = 2 * r + 1;
         let norm = 1.0 / (k * k) as f32;
         let mut lab = Planes::new(w);
@@ -114,7 +163,16 @@ impl Band<'_> {
         let mut backdrop = Planes::new(w);
         // Sequence number s loads image row y0 - r + s (clamped) into ring slot s % k.
         for s in 0..k {
-            self.load(y0, rows, s, &mut lab, &mut ring, &mut acc, &mut backdrop, raw);
+            self.load(
+                y0,
+                rows,
+                s,
+                &mut lab,
+                &mut ring,
+                &mut acc,
+                &mut backdrop,
+                &mut row,
+            );
         }
         for i in 0..rows {
             self.predict(y0 + i, &mut backdrop);
@@ -131,12 +189,21 @@ impl Band<'_> {
                         *a -= v;
                     }
                 }
-                self.load(y0, rows, i + k, &mut lab, &mut ring, &mut acc, &mut backdrop, raw);
+                self.load(
+                    y0,
+                    rows,
+                    i + k,
+                    &mut lab,
+                    &mut ring,
+                    &mut acc,
+                    &mut backdrop,
+                    &mut row,
+                );
             }
         }
     }
 
-    /// Converts image row `y0 - r + s` (clamped to the image), scores it into `raw`
+    /// Converts image row `y0 - r + s` (clamped to the image), hands it to `row`
     /// when it belongs to the band, and adds its horizontal sums to the ring and
     /// the accumulator.
     #[allow(clippy::too_many_arguments)] // Scratch buffers, kept out of the per-row loop.
@@ -149,7 +216,7 @@ impl Band<'_> {
         ring: &mut Planes,
         acc: &mut Planes,
         backdrop: &mut Planes,
-        raw: &mut [f32],
+        row: &mut impl FnMut(usize, &Planes, &Planes),
     ) {
         let w = self.w;
         let y = (y0 + s) as isize - self.r as isize;
@@ -158,7 +225,7 @@ impl Band<'_> {
         let local = y - y0 as isize;
         if (0..rows as isize).contains(&local) {
             self.predict(src, backdrop);
-            score_row(lab, backdrop, &mut raw[local as usize * w..][..w]);
+            row(local as usize, lab, backdrop);
         }
         let slot = (s % (2 * self.r + 1)) * w;
         for c in 0..3 {

@@ -78,6 +78,20 @@ fn luma_row(line: &[u8], out: &mut [i32]) {
     }
 }
 
+/// Luma of one row of packed RGB into `out`, and the row's channel sums (in the
+/// same pass: a separate one would read the row again).
+fn luma_and_sums(line: &[u8], out: &mut [i32]) -> [u32; 3] {
+    let mut sums = [0u32; 3];
+    for (g, px) in out.iter_mut().zip(line.chunks_exact(3)) {
+        let (r, gr, b) = (px[0], px[1], px[2]);
+        sums[0] += u32::from(r);
+        sums[1] += u32::from(gr);
+        sums[2] += u32::from(b);
+        *g = luma(r, gr, b);
+    }
+    sums
+}
+
 /// Sums, histogram and the Laplacian of the rows `y0..y1` (the Laplacian at each
 /// row with a neighbour above and below in the image; the band reads one row
 /// beyond each of its ends for that).
@@ -89,30 +103,47 @@ fn band(raw: &[u8], w: usize, h: usize, y0: usize, y1: usize) -> Partial {
     let first = y0.saturating_sub(1);
     let last = (y1 + 1).min(h);
     for y in first..last {
-        luma_row(line(y), &mut rows[y % 3]);
         if (y0..y1).contains(&y) {
-            let row = line(y);
-            let mut row_sums = [0u32; 3];
-            for px in row.chunks_exact(3) {
-                row_sums[0] += px[0] as u32;
-                row_sums[1] += px[1] as u32;
-                row_sums[2] += px[2] as u32;
-            }
+            let row_sums = luma_and_sums(line(y), &mut rows[y % 3]);
             for (s, r) in p.sums.iter_mut().zip(row_sums) {
                 *s += r as u64;
             }
-            for &g in &rows[y % 3] {
-                p.hist[g as usize] += 1;
+            // Four interleaved histograms: a run of equal grey levels (a plain
+            // backdrop) would otherwise make every increment wait for the last.
+            let mut hists = [[0u32; 256]; 4];
+            let grey = &rows[y % 3];
+            let quads = grey.chunks_exact(4);
+            let rest = quads.remainder();
+            for quad in quads {
+                for (hist, &g) in hists.iter_mut().zip(quad) {
+                    hist[g as usize] += 1;
+                }
             }
+            for &g in rest {
+                hists[0][g as usize] += 1;
+            }
+            for (k, total) in p.hist.iter_mut().enumerate() {
+                *total += hists.iter().map(|hist| u64::from(hist[k])).sum::<u64>();
+            }
+        } else {
+            luma_row(line(y), &mut rows[y % 3]);
         }
         // The Laplacian centred on row y - 1, when that row is the band's.
         if y >= 2 && w >= 3 && (y0..y1).contains(&(y - 1)) {
             let (up, mid, down) = (&rows[(y - 2) % 3], &rows[(y - 1) % 3], &rows[y % 3]);
             let (mut s, mut sq) = (0i64, 0i64);
-            for x in 1..w - 1 {
-                let l = 4 * mid[x] - mid[x - 1] - mid[x + 1] - up[x] - down[x];
-                s += l as i64;
-                sq += (l * l) as i64;
+            // Slices instead of indices: no bounds checks in the loop. |l| ≤
+            // 8·255, so l² fits in an i32.
+            let centre = mid[1..w - 1]
+                .iter()
+                .zip(&mid[..w - 2])
+                .zip(&mid[2..])
+                .zip(&up[1..w - 1])
+                .zip(&down[1..w - 1]);
+            for ((((&c, &left), &right), &above), &below) in centre {
+                let l = 4 * c - left - right - above - below;
+                s += i64::from(l);
+                sq += i64::from(l * l);
             }
             p.lap_sum += s;
             p.lap_sq += sq;
