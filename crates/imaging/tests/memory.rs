@@ -11,7 +11,12 @@ use atelier_imaging::memory::{MMAP_THRESHOLD_BYTES, return_large_buffers_to_the_
 /// Resident bytes of this process (`/proc/self/statm`, in pages of 4 KiB).
 fn resident() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: usize = statm.split_whitespace().nth(1).expect("resident field").parse().expect("a number");
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .expect("resident field")
+        .parse()
+        .expect("a number");
     pages * 4096
 }
 

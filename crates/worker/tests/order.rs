@@ -47,7 +47,13 @@ impl Transport for Recording {
         self.note(format!("stage:{stage}"));
         self.inner.publish(stage, admission, body, meta).await
     }
-    async fn publish_retry(&self, stage: Stage, retry: Retry, body: Bytes, meta: &MessageMeta) -> Result<(), BrokerError> {
+    async fn publish_retry(
+        &self,
+        stage: Stage,
+        retry: Retry,
+        body: Bytes,
+        meta: &MessageMeta,
+    ) -> Result<(), BrokerError> {
         self.inner.publish_retry(stage, retry, body, meta).await
     }
     async fn publish_dead(
