@@ -54,33 +54,6 @@ pub(super) fn raw_at(image: &RgbImage, model: &BackdropModel, positions: &[(u32,
         .collect()
 }
 
-/// Raw and box-averaged (radius `r`) scores of every pixel, row-major.
-#[cfg(test)]
-pub(super) fn planes(image: &RgbImage, model: &BackdropModel, r: usize) -> (Vec<f32>, Vec<f32>) {
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    let mut raw = vec![0.0f32; w * h];
-    let mut smooth = vec![0.0f32; w * h];
-    if w == 0 || h == 0 {
-        return (raw, smooth);
-    }
-    raw.par_chunks_mut(BAND_ROWS * w)
-        .zip(smooth.par_chunks_mut(BAND_ROWS * w))
-        .enumerate()
-        .for_each(|(band, (raw, smooth))| {
-            Band {
-                image,
-                model,
-                w,
-                h,
-                r,
-            }
-            .run(band * BAND_ROWS, smooth, |i, lab, backdrop| {
-                score_row(lab, backdrop, &mut raw[i * w..][..w]);
-            });
-        });
-    (raw, smooth)
-}
-
 /// The box-averaged (radius `r`) score of every pixel, with the OKLab colour and
 /// the backdrop prediction of every pixel that the pass computes on its way (the
 /// cut-out needs all three; one pass converts each pixel to OKLab once).
@@ -346,29 +319,40 @@ mod tests {
             Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, ((x * y) % 251) as u8])
         });
         let model = backdrop::fit(&image, &backdrop::border_samples(w, h));
+        let points = [
+            (0, 0),
+            (36, 0),
+            (5, 63),
+            (5, 64),
+            (20, 65),
+            (36, h - 1),
+            (0, h - 2),
+        ];
+        let raw = raw_at(&image, &model, &points);
         for r in [1, 3] {
-            let (raw, smooth) = planes(&image, &model, r);
-            for &(x, y) in &[
-                (0, 0),
-                (36, 0),
-                (5, 63),
-                (5, 64),
-                (20, 65),
-                (36, h - 1),
-                (0, h - 2),
-            ] {
+            let (smooth, colours, backdrops) = smoothed_with_colours(&image, &model, r);
+            for (&(x, y), raw) in points.iter().zip(&raw) {
                 let i = y as usize * w as usize + x as usize;
                 let direct = score(lab(image.get_pixel(x, y).0), model.row(y).at(x as usize));
-                assert!((raw[i] - direct).abs() < 1e-4, "raw at ({x}, {y})");
+                assert!((raw - direct).abs() < 1e-4, "raw at ({x}, {y})");
                 let want = reference(&image, &model, r, x as usize, y as usize);
                 assert!(
                     (smooth[i] - want).abs() < 1e-3,
                     "r={r} at ({x}, {y}): {} vs {want}",
                     smooth[i]
                 );
+                // The colours the pass hands the cut-out are the pixel's own.
+                let own = lab(image.get_pixel(x, y).0);
+                assert!(
+                    colours[i].iter().zip(own).all(|(a, b)| (a - b).abs() < 1e-4),
+                    "lab at ({x}, {y})"
+                );
+                assert_eq!(
+                    backdrops[i],
+                    model.row(y).at(x as usize),
+                    "backdrop at ({x}, {y})"
+                );
             }
         }
-        let at = raw_at(&image, &model, &[(3, 100)]);
-        assert!((at[0] - planes(&image, &model, 1).0[100 * w as usize + 3]).abs() < 1e-6);
     }
 }
