@@ -4,11 +4,13 @@
 //! (`NAME-studio.jpg` + `NAME-studio.mask.png`).
 //!
 //! ```text
-//! cargo run --release -p atelier-imaging --example cutout_iou -- [--seeds N] [--real DIR] [--out DIR]
+//! cargo run --release -p atelier-imaging --example cutout_iou -- [--seeds N] [--real DIR] [--out DIR] [--kinds a,b]
 //! ```
 //!
 //! `--real` defaults to `../shared/real-photos` beside the workspace; it is
 //! skipped when absent. `--out` writes each predicted mask as a PNG for a look.
+//! `--kinds` measures only the named kinds (`Kind::name`, comma-separated; the
+//! real photos as `real`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,13 +40,15 @@ fn main() {
         std::fs::create_dir_all(dir).expect("output directory");
     }
     let settings = Settings::defaults().analysis;
+    let kinds = arg("--kinds");
+    let wanted = |name: &str| kinds.as_ref().is_none_or(|k| k.split(',').any(|n| n == name));
 
     println!(
         "{:<16} {:>8} {:>8} {:>8}  notes",
         "kind", "min IoU", "mean IoU", "ms"
     );
     let mut studio_ious = Vec::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|k| wanted(k.name())) {
         let (mut ious, mut notes, mut ms) = (Vec::new(), Vec::new(), 0.0);
         for seed in 0..seeds {
             let g = studio(kind, W, H, seed + 1);
@@ -90,7 +94,9 @@ fn main() {
     let min = studio_ious.iter().copied().fold(f64::INFINITY, f64::min);
     println!("studio kinds: mean IoU {mean:.3}, min {min:.3}");
 
-    real_photos(&real, &settings, out.as_deref());
+    if wanted("real") {
+        real_photos(&real, &settings, out.as_deref());
+    }
 }
 
 fn confidence_note(a: &atelier_imaging::analysis::Analyzed) -> String {
