@@ -15,9 +15,6 @@ const W: u32 = 900;
 const H: u32 = 1200;
 /// The target for every studio kind.
 const TARGET_IOU: f64 = 0.95;
-/// Kinds the cut-out does not reach the target on yet, with the floor it does
-/// reach (so a regression still fails): see "Open cases" in docs/benchmarks.md.
-const SHORT_OF_TARGET: [(Kind, f64); 1] = [(Kind::Hanger, 0.8)];
 
 #[test]
 fn every_studio_kind_is_cut_out_to_the_target_iou() {
@@ -27,12 +24,8 @@ fn every_studio_kind_is_cut_out_to_the_target_iou() {
         let g = studio(kind, W, H, 1);
         let a = analyze(&g.image, None, &settings).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         let v = iou(&a.mask, &g.mask);
-        let bar = SHORT_OF_TARGET
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map_or(TARGET_IOU, |(_, floor)| *floor);
-        if v < bar {
-            failures.push(format!("{}: IoU {v:.3} < {bar}", kind.name()));
+        if v < TARGET_IOU {
+            failures.push(format!("{}: IoU {v:.3} < {TARGET_IOU}", kind.name()));
         }
         assert!(
             a.analysis.mask_confidence >= settings.min_mask_confidence,

@@ -81,6 +81,8 @@ const HOLE_WALL_SHARE: f32 = 0.6;
 /// Largest mean texture (over the border's) of a gap: the sweep seen through it is
 /// as smooth as at the border, cloth has weave.
 const HOLE_TEXTURE: f32 = 1.5;
+/// Share of a gap holding a cast shadow that must still match the sweep.
+const GAP_CLEAN_SHARE: f32 = 0.4;
 /// Smallest enclosed region considered as a gap, in grid cells.
 const MIN_HOLE_CELLS: usize = 6;
 /// GrabCut rounds: colour models refitted, smoothness solved.
@@ -236,11 +238,11 @@ pub(super) fn cut(
     let grid = grid(&planes, edge_bar, texture_mean.max(MIN_TEXTURE));
 
     // First labelling: region coherence on the grid.
-    let first = match prior {
-        Some(p) => prior_on_grid(p, &planes, &grid),
+    let (first, gaps) = match prior {
+        Some(p) => (prior_on_grid(p, &planes, &grid), Vec::new()),
         None => {
-            let labels = enclose(&grid)?;
-            labels.iter().map(|&l| if l { 1.0 } else { 0.0 }).collect()
+            let (labels, gaps) = enclose(&grid)?;
+            (labels.iter().map(|&l| if l { 1.0 } else { 0.0 }).collect(), gaps)
         }
     };
     if !first.iter().any(|&v| v >= 0.5) {
@@ -274,9 +276,17 @@ pub(super) fn cut(
     }
     let u = solver.as_ref().map_or(first.as_slice(), tv::Solver::u);
     let coarse: Vec<u8> = u.iter().map(|&v| u8::from(v >= 0.5)).collect();
+    let coarse_solved = coarse.clone();
     let coarse = morph::clean(&coarse, grid.w, grid.h)?;
     // Enclosed gaps the solver opened are filled again, clean backdrop holes kept.
-    let coarse = reopen_clean_holes(&coarse, &grid);
+    let mut coarse = reopen_clean_holes(&coarse, &grid);
+    // So are the gaps the first labelling found (a shaded gap is not clean
+    // backdrop) where the solve agreed.
+    for ((c, &g), &s) in coarse.iter_mut().zip(&gaps).zip(&coarse_solved) {
+        if g && s == 0 {
+            *c = 0;
+        }
+    }
 
     // Fine alpha: coarse prior + per-pixel colour evidence, then the guided filter.
     let up = upsample(&coarse, grid.w, grid.h, grid.block, w, h);
@@ -422,8 +432,9 @@ fn is_shadow_like(p: [f32; 3], q: [f32; 3]) -> bool {
 
 /// Region coherence: the backdrop is what the border reaches through cells that are
 /// neither walls nor garment by colour or texture; the rest is garment, except
-/// enclosed regions that are clean backdrop. `None` when nothing is left.
-fn enclose(grid: &Grid) -> Option<Vec<bool>> {
+/// enclosed regions that are gaps (see `keep_clean_holes`). Returns the garment
+/// cells and the gap cells; `None` when nothing is left.
+fn enclose(grid: &Grid) -> Option<(Vec<bool>, Vec<bool>)> {
     let (w, h) = (grid.w, grid.h);
     let n = w * h;
     let blocked: Vec<bool> = (0..n)
@@ -492,7 +503,8 @@ fn enclose(grid: &Grid) -> Option<Vec<bool>> {
             *o = false;
         }
     }
-    out.iter().any(|&g| g).then_some(out)
+    let gaps = labels.iter().map(|&l| l == 2).collect();
+    out.iter().any(|&g| g).then_some((out, gaps))
 }
 
 /// Within 1% of the fitted backdrop's colour (unweighted OKLab distance).
@@ -501,7 +513,9 @@ fn backdrop_like(grid: &Grid, i: usize) -> bool {
 }
 
 /// Marks (as 2) the enclosed, unblocked regions of `labels` (1 = garment) that are
-/// clean backdrop: large enough and on average within `HOLE_DEVIATION` of it.
+/// gaps: large enough, smooth, walled by a colour step, and either clean backdrop
+/// (on average within `HOLE_DEVIATION` of it) or backdrop partly in the cast
+/// shadow of the cloth around it.
 fn keep_clean_holes(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
     let (w, h) = (grid.w, grid.h);
     let mut seen = vec![false; w * h];
@@ -538,7 +552,7 @@ fn keep_clean_holes(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
         // A real gap (between straps, under a hanger's bar) is bounded by cloth
         // that differs clearly from the sweep; a patch of cloth that happens to
         // match the sweep shades gradually into the rest of the cloth.
-        let (mut rim, mut walls) = (0usize, 0usize);
+        let (mut rim, mut walls, mut cloth) = (0usize, 0usize, 0usize);
         for &i in &members {
             let (x, y) = (i % w, i / w);
             for (xx, yy) in [
@@ -553,17 +567,27 @@ fn keep_clean_holes(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
                         rim += 1;
                         let step = kmeans::dist2(&grid.lab[j], &grid.backdrop[j]).sqrt();
                         walls += usize::from(step > HOLE_STEP);
+                        cloth += usize::from(grid.colour_fg[j] || grid.texture[j] > TEXTURE_K);
                     }
                 }
             }
         }
         let walled = walls as f32 >= HOLE_WALL_SHARE * rim as f32;
         let smooth = texture / (members.len() as f32) < HOLE_TEXTURE;
-        if walled
-            && smooth
-            && members.len() >= MIN_HOLE_CELLS
-            && dev / (members.len() as f32) < HOLE_DEVIATION
-        {
+        let clean = dev / (members.len() as f32) < HOLE_DEVIATION;
+        // Bounded by cloth that is garment by its colour or weave, a gap may also
+        // hold that cloth's soft cast shadow: every cell is backdrop or shadow-like,
+        // and a good part of it still shows the sweep untouched. (Shaded panels of
+        // a light object framed by dark parts, such as a white car's body between
+        // its windows and air intakes, are shadow-like too, but almost none of
+        // them matches the sweep.)
+        let clean_cells = members.iter().filter(|&&i| backdrop_like(grid, i)).count();
+        let shaded_gap = cloth as f32 >= HOLE_WALL_SHARE * rim as f32
+            && clean_cells as f32 >= GAP_CLEAN_SHARE * members.len() as f32
+            && members
+                .iter()
+                .all(|&i| backdrop_like(grid, i) || is_shadow_like(grid.lab[i], grid.backdrop[i]));
+        if walled && smooth && members.len() >= MIN_HOLE_CELLS && (clean || shaded_gap) {
             for &i in &members {
                 labels[i] = 2;
             }
@@ -872,7 +896,7 @@ fn evidence(
     };
     let area = kept.iter().filter(|&&k| k != 0).count();
     let coverage = area as f32 / (w * h) as f32;
-    let largest = largest_component(kept, w, h);
+    let largest = morph::largest_piece(kept, w, h);
     let fragmentation = if area == 0 {
         1.0
     } else {
@@ -903,37 +927,86 @@ fn evidence(
     }
 }
 
-/// Area of the largest 4-connected non-zero component.
-fn largest_component(mask: &[u8], w: usize, h: usize) -> usize {
-    let mut seen = vec![false; w * h];
-    let mut stack = Vec::new();
-    let mut best = 0;
-    for s in 0..w * h {
-        if mask[s] == 0 || seen[s] {
-            continue;
-        }
-        let mut count = 0;
-        stack.push(s);
-        seen[s] = true;
-        while let Some(i) = stack.pop() {
-            count += 1;
-            let (x, y) = (i % w, i / w);
-            for (xx, yy) in [
-                (x.wrapping_sub(1), y),
-                (x + 1, y),
-                (x, y.wrapping_sub(1)),
-                (x, y + 1),
-            ] {
-                if xx < w && yy < h {
-                    let j = yy * w + xx;
-                    if mask[j] != 0 && !seen[j] {
-                        seen[j] = true;
-                        stack.push(j);
-                    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SWEEP: [f32; 3] = [0.95, 0.0, 0.01];
+    /// The sweep 10 % darker at its own chroma: a cast shadow.
+    const SHADOW: [f32; 3] = [0.855, 0.0, 0.009];
+    const CLOTH: [f32; 3] = [0.5, -0.1, 0.05];
+
+    /// A 20×20 grid: backdrop outside a ring (cells 4..16), the ring's inside
+    /// (6..14, 8×8 cells) coloured by `inside(x, y)`, the ring cloth by colour or,
+    /// when `cloth_ring` is false, only an edge of shadow-like colour.
+    fn grid(cloth_ring: bool, inside: impl Fn(usize, usize) -> [f32; 3]) -> (Grid, Vec<u8>) {
+        let (w, h) = (20, 20);
+        let mut g = Grid {
+            w,
+            h,
+            block: 1,
+            lab: vec![SWEEP; w * h],
+            backdrop: vec![SWEEP; w * h],
+            wall: vec![0.0; w * h],
+            texture: vec![1.0; w * h],
+            colour_fg: vec![false; w * h],
+        };
+        let mut labels = vec![0u8; w * h];
+        for y in 4..16 {
+            for x in 4..16 {
+                let i = y * w + x;
+                labels[i] = 1;
+                if (6..14).contains(&x) && (6..14).contains(&y) {
+                    g.lab[i] = inside(x, y);
+                } else if cloth_ring {
+                    g.lab[i] = CLOTH;
+                    g.colour_fg[i] = true;
+                } else {
+                    g.lab[i] = [0.7, 0.0, 0.007];
+                    g.wall[i] = 2.0;
                 }
             }
         }
-        best = best.max(count);
+        (g, labels)
     }
-    best
+
+    fn blocked(g: &Grid) -> Vec<bool> {
+        (0..g.w * g.h)
+            .map(|i| g.colour_fg[i] || g.texture[i] > TEXTURE_K || g.wall[i] > 1.0)
+            .collect()
+    }
+
+    fn centre_label(cloth_ring: bool, inside: impl Fn(usize, usize) -> [f32; 3]) -> u8 {
+        let (g, mut labels) = grid(cloth_ring, inside);
+        keep_clean_holes(&mut labels, &blocked(&g), &g);
+        labels[10 * g.w + 10]
+    }
+
+    #[test]
+    fn a_gap_half_in_the_cloths_cast_shadow_stays_open() {
+        // Half the gap in shadow: its mean is far from the sweep (not clean), yet
+        // it is backdrop seen through the cloth.
+        let half = |_: usize, y: usize| if y < 10 { SWEEP } else { SHADOW };
+        assert_eq!(centre_label(true, half), 2);
+    }
+
+    #[test]
+    fn a_shaded_panel_that_never_matches_the_sweep_stays_garment() {
+        // All shadow-like and framed by cloth, but nowhere the sweep itself: the
+        // shaded panel of a light object, not a view of the backdrop.
+        assert_eq!(centre_label(true, |_, _| SHADOW), 1);
+    }
+
+    #[test]
+    fn a_shaded_region_framed_only_by_an_edge_stays_garment() {
+        // A light-grey garment's inside is shadow-like and outlined by an edge,
+        // but no cloth colour frames it: not a gap.
+        let half = |_: usize, y: usize| if y < 10 { SWEEP } else { SHADOW };
+        assert_eq!(centre_label(false, half), 1);
+    }
+
+    #[test]
+    fn a_clean_gap_stays_open_as_before() {
+        assert_eq!(centre_label(true, |_, _| SWEEP), 2);
+    }
 }

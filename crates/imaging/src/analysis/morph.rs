@@ -4,8 +4,11 @@
 //! Pixel-level thresholding leaves isolated noise specks on the backdrop and
 //! holes where the garment happens to match the backdrop (a white stripe on a
 //! light sweep, a highlight on a fold). Garments are solid objects, so anything the
-//! backdrop cannot reach from the frame's border is garment. Connectivity is
-//! 4-neighbour throughout; the flood fills work on horizontal runs with an
+//! backdrop cannot reach from the frame's border is garment. Pieces of garment
+//! are 8-connected (a thin diagonal part, such as a hanger's wire or a strap, is
+//! one piece and not a row of specks) and the backdrop 4-connected (it does not
+//! leak between two diagonal neighbours of such a part): the usual dual pair,
+//! so every hole is well defined. The flood fills work on horizontal runs with an
 //! explicit stack, so there is no recursion depth to overflow on large images.
 
 /// A component smaller than this fraction of the frame is a speck.
@@ -13,7 +16,16 @@ const MIN_COMPONENT_FRACTION: f64 = 0.001;
 /// A component smaller than this fraction of the largest one is debris.
 const MIN_RELATIVE_TO_LARGEST: f64 = 0.05;
 
-/// Span flood fill from `seed`: fills every pixel 4-connected to it for which
+/// Which neighbours a flood fill steps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connectivity {
+    /// Left, right, up, down.
+    Four,
+    /// Also the four diagonals.
+    Eight,
+}
+
+/// Span flood fill from `seed`: fills every pixel connected to it for which
 /// `open` holds (calling `fill`, after which `open` must be false) and returns how
 /// many. Whole horizontal runs are filled at once and only one pixel per run of
 /// the rows above and below is pushed, so the stack stays small and the work is
@@ -22,6 +34,7 @@ fn span_fill<S>(
     state: &mut S,
     (w, h): (usize, usize),
     seed: (usize, usize),
+    connectivity: Connectivity,
     stack: &mut Vec<(u32, u32)>,
     open: impl Fn(&S, usize) -> bool,
     fill: impl Fn(&mut S, usize),
@@ -53,7 +66,12 @@ fn span_fill<S>(
         {
             let next = ny * w;
             let mut in_run = false;
-            for nx in l..=r {
+            // 8-connectivity also reaches the diagonal neighbours at the run's ends.
+            let (from, to) = match connectivity {
+                Connectivity::Four => (l, r),
+                Connectivity::Eight => (l.saturating_sub(1), (r + 1).min(w - 1)),
+            };
+            for nx in from..=to {
                 let o = open(state, next + nx);
                 if o && !in_run {
                     stack.push((nx as u32, ny as u32));
@@ -86,6 +104,7 @@ pub(super) fn clean(fg: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
             &mut labels,
             (w, h),
             (start % w, start / w),
+            Connectivity::Eight,
             &mut stack,
             |labels, i| fg[i] != 0 && labels[i] == 0,
             |labels, i| labels[i] = label,
@@ -112,12 +131,41 @@ pub(super) fn clean(fg: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
         .chain((0..h).flat_map(|y| [(0, y), (w - 1, y)]));
     for (x, y) in border {
         if open(&backdrop, y * w + x) {
-            span_fill(&mut backdrop, (w, h), (x, y), &mut stack, open, |b, i| {
-                b[i] = true
-            });
+            span_fill(
+                &mut backdrop,
+                (w, h),
+                (x, y),
+                Connectivity::Four,
+                &mut stack,
+                open,
+                |b, i| b[i] = true,
+            );
         }
     }
     Some(backdrop.into_iter().map(|b| u8::from(!b)).collect())
+}
+
+/// Area of the largest piece of `fg` (non-zero), 8-connected like the pieces
+/// [`clean`] keeps, so the confidence's fragmentation measures what was kept.
+pub(super) fn largest_piece(fg: &[u8], w: usize, h: usize) -> usize {
+    let mut seen = vec![false; fg.len()];
+    let mut stack = Vec::new();
+    let mut best = 0;
+    for start in 0..fg.len().min(w * h) {
+        if fg[start] != 0 && !seen[start] {
+            let area = span_fill(
+                &mut seen,
+                (w, h),
+                (start % w, start / w),
+                Connectivity::Eight,
+                &mut stack,
+                |seen, i| fg[i] != 0 && !seen[i],
+                |seen, i| seen[i] = true,
+            );
+            best = best.max(area);
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -179,6 +227,7 @@ mod tests {
             &mut filled,
             (w, h),
             (3, 0),
+            Connectivity::Four,
             &mut stack,
             |f, i| !f[i] && !wall(i % w, i / w),
             |f, i| f[i] = true,
@@ -189,11 +238,55 @@ mod tests {
             &mut outside,
             (w, h),
             (0, 0),
+            Connectivity::Four,
             &mut stack,
             |f, i| !f[i] && !wall(i % w, i / w),
             |f, i| f[i] = true,
         );
         assert_eq!(count, w * h - 11 - 4, "everything else, around the bottom");
+    }
+
+    #[test]
+    fn a_thin_diagonal_part_stays_attached() {
+        // A 20×20 body with a one-pixel wire running diagonally up from its
+        // corner (a hanger's arm): every wire pixel touches the next only at a
+        // corner, so 4-connected it would be four specks of one pixel each.
+        let (mut fg, w, h) = scene(false, false);
+        for k in 1..=4 {
+            fg[(5 - k) * w + 10 - k] = 1;
+        }
+        let out = clean(&fg, w, h).expect("a garment");
+        for k in 1..=4 {
+            assert_eq!(out[(5 - k) * w + 10 - k], 1, "wire pixel {k} kept");
+        }
+    }
+
+    #[test]
+    fn the_largest_piece_counts_diagonal_neighbours() {
+        let (mut fg, w, h) = scene(false, true);
+        assert_eq!(largest_piece(&fg, w, h), 400);
+        fg[4 * w + 9] = 1; // touches the body's corner diagonally
+        assert_eq!(largest_piece(&fg, w, h), 401);
+        assert_eq!(largest_piece(&[], 0, 0), 0);
+    }
+
+    #[test]
+    fn a_diagonal_ring_encloses_its_inside() {
+        // A diamond of one-pixel diagonal steps: the backdrop, 4-connected, cannot
+        // slip between two diagonal neighbours, so the inside is a hole and filled.
+        let (w, h) = (40, 40);
+        let mut fg = vec![0u8; w * h];
+        let (cx, cy, r) = (20isize, 20isize, 12isize);
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                if (x - cx).abs() + (y - cy).abs() == r {
+                    fg[y as usize * w + x as usize] = 1;
+                }
+            }
+        }
+        let out = clean(&fg, w, h).expect("a garment");
+        assert_eq!(out[20 * w + 20], 1, "the inside is filled");
+        assert_eq!(out[2 * w + 2], 0, "the outside stays backdrop");
     }
 
     #[test]
