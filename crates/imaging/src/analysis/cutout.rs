@@ -132,6 +132,8 @@ pub(super) struct Evidence {
     pub border_contact: f32,
     /// The colour bar (OKLab): how much the border strays from a smooth backdrop.
     pub bar: f32,
+    /// Mean thickness of the coarse mask in grid cells: its area over its outline.
+    pub thickness: f32,
 }
 
 /// Border colour bar (OKLab) of a clean studio sweep, and the bar at which the
@@ -147,13 +149,20 @@ const COVERAGE_BAD: (f32, f32) = (0.002, 0.95);
 /// the confidence reaches zero.
 const FRAGMENTATION_BAD: f32 = 0.4;
 const CONTACT_BAD: f32 = 0.35;
+/// Mean thickness (grid cells) at which a mask is all outline, and from which it
+/// is fully trusted. A mask that traced the garment's edge but lost its inside
+/// is a band about one cell thick; every well-cut studio fixture measures 10.6
+/// or more (a camisole on a hanger, straps and wire included, 11.6).
+const THICKNESS_BAD: f32 = 1.5;
+const THICKNESS_OK: f32 = 3.0;
 
 impl Evidence {
     /// The mask confidence, 0–1: the product of one factor per cue, each 1 on a
     /// clean studio shot and falling linearly to 0 where the cue says the photo
     /// is a scene (a backdrop no smooth surface explains, an outline that follows
     /// no edges, a mask that covers almost nothing or everything, falls apart into
-    /// pieces, or runs along the frame).
+    /// pieces, or runs along the frame) or a failed cut-out (a mask that is all
+    /// outline: the edge was traced, the inside lost).
     pub fn confidence(&self) -> f32 {
         let ramp = |v: f32, good: f32, bad: f32| ((bad - v) / (bad - good)).clamp(0.0, 1.0);
         let uniformity = ramp(self.bar, BAR_PLAIN, BAR_CLUTTER);
@@ -165,7 +174,8 @@ impl Evidence {
         ));
         let pieces = ramp(self.fragmentation, 0.0, FRAGMENTATION_BAD);
         let contact = ramp(self.border_contact, 0.0, CONTACT_BAD);
-        uniformity * edges * coverage * pieces * contact
+        let solid = ramp(-self.thickness, -THICKNESS_OK, -THICKNESS_BAD);
+        uniformity * edges * coverage * pieces * contact * solid
     }
 }
 
@@ -889,6 +899,7 @@ fn evidence(
             }
         }
     }
+    let thickness = coarse.iter().filter(|&&c| c != 0).count() as f32 / outline.max(1) as f32;
     let edge_agreement = if outline == 0 {
         0.0
     } else {
@@ -924,6 +935,7 @@ fn evidence(
         coverage,
         fragmentation,
         border_contact: touching as f32 / edge_cells.max(1) as f32,
+        thickness,
     }
 }
 
@@ -1003,6 +1015,32 @@ mod tests {
         // but no cloth colour frames it: not a gap.
         let half = |_: usize, y: usize| if y < 10 { SWEEP } else { SHADOW };
         assert_eq!(centre_label(false, half), 1);
+    }
+
+    #[test]
+    fn a_mask_that_is_all_outline_is_not_trusted() {
+        let clean = Evidence {
+            border_fit: 1.0,
+            border_spread: 0.0,
+            edge_agreement: 1.0,
+            coverage: 0.2,
+            fragmentation: 0.0,
+            border_contact: 0.0,
+            bar: BAR_PLAIN,
+            thickness: 20.0,
+        };
+        assert_eq!(clean.confidence(), 1.0);
+        // The edge traced, the inside lost: a band about one cell thick.
+        let band = Evidence {
+            thickness: 1.3,
+            ..clean
+        };
+        assert_eq!(band.confidence(), 0.0);
+        let thin = Evidence {
+            thickness: 2.25,
+            ..clean
+        };
+        assert!((thin.confidence() - 0.5).abs() < 1e-6);
     }
 
     #[test]
