@@ -291,7 +291,8 @@ pub(super) fn cut(
     // Enclosed gaps the solver opened are filled again, clean backdrop holes kept.
     let mut coarse = reopen_clean_holes(&coarse, &grid);
     // So are the gaps the first labelling found (a shaded gap is not clean
-    // backdrop) where the solve agreed.
+    // backdrop) where the solve agreed. A model's prior has none (`gaps` is empty,
+    // so the loop does nothing).
     for ((c, &g), &s) in coarse.iter_mut().zip(&gaps).zip(&coarse_solved) {
         if g && s == 0 {
             *c = 0;
@@ -442,7 +443,7 @@ fn is_shadow_like(p: [f32; 3], q: [f32; 3]) -> bool {
 
 /// Region coherence: the backdrop is what the border reaches through cells that are
 /// neither walls nor garment by colour or texture; the rest is garment, except
-/// enclosed regions that are gaps (see `keep_clean_holes`). Returns the garment
+/// enclosed regions that are gaps (see `keep_gaps`). Returns the garment
 /// cells and the gap cells; `None` when nothing is left.
 fn enclose(grid: &Grid) -> Option<(Vec<bool>, Vec<bool>)> {
     let (w, h) = (grid.w, grid.h);
@@ -504,7 +505,7 @@ fn enclose(grid: &Grid) -> Option<(Vec<bool>, Vec<bool>)> {
         garment[i] = false;
     }
     let mut labels: Vec<u8> = garment.iter().map(|&g| u8::from(g)).collect();
-    keep_clean_holes(&mut labels, &blocked, grid);
+    keep_gaps(&mut labels, &blocked, grid);
     let cleaned = morph::clean(&labels, w, h)?;
     let mut out: Vec<bool> = cleaned.iter().map(|&v| v != 0).collect();
     // `clean` fills every hole; put the clean backdrop holes back.
@@ -526,7 +527,7 @@ fn backdrop_like(grid: &Grid, i: usize) -> bool {
 /// gaps: large enough, smooth, walled by a colour step, and either clean backdrop
 /// (on average within `HOLE_DEVIATION` of it) or backdrop partly in the cast
 /// shadow of the cloth around it.
-fn keep_clean_holes(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
+fn keep_gaps(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
     let (w, h) = (grid.w, grid.h);
     let mut seen = vec![false; w * h];
     let mut stack = Vec::new();
@@ -591,13 +592,15 @@ fn keep_clean_holes(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
         // a light object framed by dark parts, such as a white car's body between
         // its windows and air intakes, are shadow-like too, but almost none of
         // them matches the sweep.)
-        let clean_cells = members.iter().filter(|&&i| backdrop_like(grid, i)).count();
-        let shaded_gap = cloth as f32 >= HOLE_WALL_SHARE * rim as f32
-            && clean_cells as f32 >= GAP_CLEAN_SHARE * members.len() as f32
-            && members
-                .iter()
-                .all(|&i| backdrop_like(grid, i) || is_shadow_like(grid.lab[i], grid.backdrop[i]));
-        if walled && smooth && members.len() >= MIN_HOLE_CELLS && (clean || shaded_gap) {
+        let shaded_gap = || {
+            let clean_cells = members.iter().filter(|&&i| backdrop_like(grid, i)).count();
+            cloth as f32 >= HOLE_WALL_SHARE * rim as f32
+                && clean_cells as f32 >= GAP_CLEAN_SHARE * members.len() as f32
+                && members
+                    .iter()
+                    .all(|&i| backdrop_like(grid, i) || is_shadow_like(grid.lab[i], grid.backdrop[i]))
+        };
+        if walled && smooth && members.len() >= MIN_HOLE_CELLS && (clean || shaded_gap()) {
             for &i in &members {
                 labels[i] = 2;
             }
@@ -616,7 +619,7 @@ fn reopen_clean_holes(silhouette: &[u8], grid: &Grid) -> Vec<u8> {
         .map(|i| !backdrop_like(grid, i) || grid.wall[i] > 1.0 || grid.texture[i] > TEXTURE_K)
         .collect();
     let mut labels: Vec<u8> = open.iter().map(|&o| u8::from(!o)).collect();
-    keep_clean_holes(&mut labels, &blocked, grid);
+    keep_gaps(&mut labels, &blocked, grid);
     // Only enclosed regions: a region touching the outside is already outside.
     labels.iter().map(|&l| u8::from(l == 1)).collect()
 }
@@ -990,7 +993,7 @@ mod tests {
 
     fn centre_label(cloth_ring: bool, inside: impl Fn(usize, usize) -> [f32; 3]) -> u8 {
         let (g, mut labels) = grid(cloth_ring, inside);
-        keep_clean_holes(&mut labels, &blocked(&g), &g);
+        keep_gaps(&mut labels, &blocked(&g), &g);
         labels[10 * g.w + 10]
     }
 
