@@ -33,9 +33,10 @@
 //! solution; each solve stops once the labelling has settled (bounded by a
 //! maximum iteration count).
 //!
-//! Finally the coarse solution is upsampled to the working copy, combined (as a
-//! prior, in the log-odds domain) with each pixel's own colour likelihood ratio,
-//! and smoothed by a guided filter (He et al.) with the working copy's lightness as
+//! Finally the coarse solution is upsampled to the working copy, a contact shadow
+//! or glow the coarse outline kept is peeled off it (the `peel` module), and it is
+//! combined (as a prior, in the log-odds domain) with each pixel's own colour
+//! likelihood ratio, and smoothed by a guided filter (He et al.) with the working copy's lightness as
 //! guide: the alpha follows the photo's own edges, so straps stay thin and hair,
 //! lace and fringes get a soft edge instead of stair steps. Both steps change
 //! only the band around the outline (elsewhere the upsampled labelling is 0 or 1
@@ -47,6 +48,8 @@ use rayon::prelude::*;
 use super::backdrop::BackdropModel;
 use super::kmeans::{self, Cluster};
 use super::{guided, mask, morph, score, tv};
+
+mod peel;
 
 /// Longer side of the coarse grid the region labelling and the smoothness solve
 /// run on; the working copy is cut into square blocks to reach about this.
@@ -300,7 +303,8 @@ pub(super) fn cut(
     }
 
     // Fine alpha: coarse prior + per-pixel colour evidence, then the guided filter.
-    let up = upsample(&coarse, grid.w, grid.h, grid.block, w, h);
+    let mut up = upsample(&coarse, grid.w, grid.h, grid.block, w, h);
+    peel::peel_shadow_band(&mut up, &planes, &coarse, &grid, edge_bar);
     let posterior: Vec<f32> = up
         .par_iter()
         .enumerate()
