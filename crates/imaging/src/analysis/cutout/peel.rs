@@ -23,7 +23,9 @@
 //!   runs round the outline), so a gap costs a few pixels, not the band.
 //!
 //! The band is the coarse garment within [`BAND_CELLS`] cells of its backdrop;
-//! nothing deeper changes.
+//! nothing deeper changes. Where the outline moved, the [`REOPEN`] pixels inside
+//! the new outline are made uncertain, so the soft alpha places the edge there
+//! from each pixel's own colour, as it does in the upsampling's band elsewhere.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -41,6 +43,10 @@ const DETOUR: f32 = 1.1;
 const STEP: u32 = 5;
 const DIAGONAL: u32 = 7;
 const SLACK: f32 = 5.0;
+/// Pixels within this many steps of a peeled one, inside the garment, are made
+/// uncertain again (the guided filter's radius), and the level they get.
+const REOPEN: usize = 2;
+const UNCERTAIN: f32 = 0.5;
 
 /// Sets `up` (the upsampled coarse garment, 0–1 per working pixel) to 0 on the
 /// pixels of the outline band that are shadow or backdrop reached from the
@@ -68,9 +74,13 @@ pub(super) fn peel_shadow_band(up: &mut [f32], planes: &Planes, coarse: &[u8], g
             heap.push(Reverse((0u32, i)));
         }
     }
+    let mut peeled = Vec::new();
     while let Some(Reverse((d, i))) = heap.pop() {
         if d > path[i] {
             continue;
+        }
+        if up[i] > 0.0 {
+            peeled.push(i);
         }
         up[i] = 0.0;
         let (x, y) = (i % w, i / w);
@@ -87,6 +97,32 @@ pub(super) fn peel_shadow_band(up: &mut [f32], planes: &Planes, coarse: &[u8], g
                 }
             }
         }
+    }
+    reopen(up, &peeled, w, h);
+}
+
+/// Where the peel moved the outline, the pixels just inside it are uncertain again
+/// (as the upsampling's band is elsewhere), so their own colour evidence and the
+/// guided filter place the edge: the flood stops at the first wall pixel, which
+/// may still be the shadow's darkest rim or a mixed pixel.
+fn reopen(up: &mut [f32], peeled: &[usize], w: usize, h: usize) {
+    let mut seen = vec![false; w * h];
+    let mut frontier = peeled.to_vec();
+    for &i in peeled {
+        seen[i] = true;
+    }
+    for _ in 0..REOPEN {
+        let mut next = Vec::new();
+        for &i in &frontier {
+            for j in neighbours4(i % w, i / w, w, h) {
+                if !seen[j] && up[j] > 0.0 {
+                    seen[j] = true;
+                    up[j] = up[j].min(UNCERTAIN);
+                    next.push(j);
+                }
+            }
+        }
+        frontier = next;
     }
 }
 
@@ -242,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn a_contact_shadow_outside_the_outline_is_peeled() {
+    fn a_contact_shadow_outside_the_outline_is_peeled_and_the_new_edge_reopened() {
         // Columns 16–17 are the subject's shadow, the subject (skin) starts at 18
         // behind a wall; the coarse labelling kept the shadow.
         let colour = |x: usize, _| {
@@ -260,7 +296,10 @@ mod tests {
         for y in 0..H {
             assert_eq!(up[y * W + 16], 0.0, "row {y}: shadow kept");
             assert_eq!(up[y * W + 17], 0.0, "row {y}: shadow kept");
-            assert_eq!(up[y * W + 18], 1.0, "row {y}: subject peeled");
+            // The new outline's inner pixels are uncertain again, the rest kept.
+            assert_eq!(up[y * W + 18], UNCERTAIN, "row {y}: subject's edge not reopened");
+            assert_eq!(up[y * W + 19], UNCERTAIN, "row {y}: subject's edge not reopened");
+            assert_eq!(up[y * W + 20], 1.0, "row {y}: subject peeled");
         }
     }
 
