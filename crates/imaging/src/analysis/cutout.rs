@@ -36,11 +36,11 @@
 //! Finally the coarse solution is upsampled to the working copy, a contact shadow
 //! or glow the coarse outline kept is peeled off it (the `peel` module), and it is
 //! combined (as a prior, in the log-odds domain) with each pixel's own colour
-//! likelihood ratio, and smoothed by a guided filter (He et al.) with the working copy's lightness as
-//! guide: the alpha follows the photo's own edges, so straps stay thin and hair,
-//! lace and fringes get a soft edge instead of stair steps. Both steps change
-//! only the band around the outline (elsewhere the upsampled labelling is 0 or 1
-//! and stays so), so both run only there (the `guided` module).
+//! likelihood ratio and smoothed by a guided filter (He et al.) with the working
+//! copy's lightness as guide: the alpha follows the photo's own edges, so straps
+//! stay thin and hair, lace and fringes get a soft edge instead of stair steps.
+//! All three steps change only the band around the outline (elsewhere the
+//! upsampled labelling is 0 or 1 and stays so), so all three run only there.
 
 use image::RgbImage;
 use rayon::prelude::*;

@@ -51,54 +51,79 @@ const UNCERTAIN: f32 = 0.5;
 /// Sets `up` (the upsampled coarse garment, 0–1 per working pixel) to 0 on the
 /// pixels of the outline band that are shadow or backdrop reached from the
 /// backdrop (`up` = 0) without crossing a wall or going round one.
+///
+/// Everything runs on the band's pixels only (a few percent of the working copy):
+/// the backdrop's own pixels are the flood's sources, never its steps.
 pub(super) fn peel_shadow_band(up: &mut [f32], planes: &Planes, coarse: &[u8], grid: &Grid, edge_bar: f32) {
     let (w, h) = (planes.w, planes.h);
-    let band = band(planes, coarse, grid);
-    let wall = walls(&planes.grad, &band, w, h, edge_bar);
+    let (in_band, pixels) = band(up, coarse, grid, w, h);
+    if pixels.is_empty() {
+        return;
+    }
+    let wall = walls(&planes.grad, &in_band, &pixels, w, h, edge_bar);
+    // The backdrop's pixels that touch the band: where both spreads start.
+    let mut sources: Vec<usize> = pixels
+        .iter()
+        .flat_map(|&i| neighbours4(i % w, i / w, w, h))
+        .filter(|&j| up[j] <= 0.0)
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    // Straight-line (chamfer) distance to the backdrop, then the flood's own
+    // distance through passable pixels, kept only along nearly straight paths.
+    let straight = spread(&sources, w, h, |j| in_band[j], |_, _| true);
     let passable = |i: usize| {
-        band[i]
+        in_band[i]
             && !wall[i]
             && (is_shadow_like(planes.lab[i], planes.backdrop[i])
                 || kmeans::dist2(&planes.lab[i], &planes.backdrop[i]).sqrt() < HOLE_DEVIATION)
     };
-    let seeds: Vec<bool> = up.iter().map(|&u| u <= 0.0).collect();
-    let straight = chamfer(&seeds, w, h);
-    // Dijkstra from the seeds' edge over passable pixels, in chamfer units.
-    let mut path = vec![u32::MAX; w * h];
-    let mut heap = BinaryHeap::new();
-    for (i, _) in seeds.iter().enumerate().filter(|&(_, &s)| s) {
-        let (x, y) = (i % w, i / w);
-        let edge = neighbours4(x, y, w, h).any(|j| !seeds[j]);
-        if edge {
-            path[i] = 0;
-            heap.push(Reverse((0u32, i)));
-        }
+    let flood = spread(&sources, w, h, passable, |j, d| {
+        d as f32 <= DETOUR * straight[j] as f32 + SLACK
+    });
+    let peeled: Vec<usize> = pixels.into_iter().filter(|&i| flood[i] != u32::MAX).collect();
+    for &i in &peeled {
+        up[i] = 0.0;
     }
-    let mut peeled = Vec::new();
+    reopen(up, &peeled, w, h);
+}
+
+/// Chamfer-metric Dijkstra (steps of [`STEP`], diagonals [`DIAGONAL`]) from
+/// `sources` through the pixels `open` admits, a step to pixel j at distance d
+/// taken only when `keep(j, d)`. Unreached pixels stay at `u32::MAX`.
+fn spread(
+    sources: &[usize],
+    w: usize,
+    h: usize,
+    open: impl Fn(usize) -> bool,
+    keep: impl Fn(usize, u32) -> bool,
+) -> Vec<u32> {
+    let mut dist = vec![u32::MAX; w * h];
+    let mut heap = BinaryHeap::with_capacity(sources.len());
+    for &i in sources {
+        dist[i] = 0;
+        heap.push(Reverse((0u32, i)));
+    }
     while let Some(Reverse((d, i))) = heap.pop() {
-        if d > path[i] {
+        if d > dist[i] {
             continue;
         }
-        if up[i] > 0.0 {
-            peeled.push(i);
-        }
-        up[i] = 0.0;
         let (x, y) = (i % w, i / w);
         for yy in y.saturating_sub(1)..(y + 2).min(h) {
             for xx in x.saturating_sub(1)..(x + 2).min(w) {
                 let j = yy * w + xx;
-                if j == i || seeds[j] || !passable(j) {
+                if j == i || !open(j) {
                     continue;
                 }
                 let next = d + if xx != x && yy != y { DIAGONAL } else { STEP };
-                if next < path[j] && next as f32 <= DETOUR * straight[j] as f32 + SLACK {
-                    path[j] = next;
+                if next < dist[j] && keep(j, next) {
+                    dist[j] = next;
                     heap.push(Reverse((next, j)));
                 }
             }
         }
     }
-    reopen(up, &peeled, w, h);
+    dist
 }
 
 /// Where the peel moved the outline, the pixels just inside it are uncertain again
@@ -126,31 +151,49 @@ fn reopen(up: &mut [f32], peeled: &[usize], w: usize, h: usize) {
     }
 }
 
-/// Working pixels whose grid cell is coarse garment within [`BAND_CELLS`] of the
-/// coarse backdrop (or is backdrop itself).
-fn band(planes: &Planes, coarse: &[u8], grid: &Grid) -> Vec<bool> {
+/// The band: working pixels that are not backdrop (`up` > 0) in grid cells that
+/// are coarse garment within [`BAND_CELLS`] of the coarse backdrop, or backdrop
+/// cells next to the garment (the upsampling's band reaches into them). Returns
+/// the membership per pixel and the list.
+fn band(up: &[f32], coarse: &[u8], grid: &Grid, w: usize, h: usize) -> (Vec<bool>, Vec<usize>) {
     let (gw, gh) = (grid.w, grid.h);
-    let mut near = vec![false; gw * gh];
-    for (c, _) in coarse.iter().enumerate().filter(|&(_, &v)| v == 0) {
+    let within = |c: usize, r: usize, want: u8| {
         let (cx, cy) = (c % gw, c / gw);
-        for yy in cy.saturating_sub(BAND_CELLS)..(cy + BAND_CELLS + 1).min(gh) {
-            for xx in cx.saturating_sub(BAND_CELLS)..(cx + BAND_CELLS + 1).min(gw) {
-                near[yy * gw + xx] = true;
+        (cy.saturating_sub(r)..(cy + r + 1).min(gh))
+            .any(|yy| (cx.saturating_sub(r)..(cx + r + 1).min(gw)).any(|xx| coarse[yy * gw + xx] == want))
+    };
+    let mut in_band = vec![false; w * h];
+    let mut pixels = Vec::new();
+    let b = grid.block;
+    for (c, &cell) in coarse.iter().enumerate() {
+        let keep = if cell != 0 {
+            within(c, BAND_CELLS, 0)
+        } else {
+            within(c, 1, 1)
+        };
+        if !keep {
+            continue;
+        }
+        let (x0, y0) = ((c % gw) * b, (c / gw) * b);
+        for y in y0..(y0 + b).min(h) {
+            for x in x0..(x0 + b).min(w) {
+                let i = y * w + x;
+                if up[i] > 0.0 {
+                    in_band[i] = true;
+                    pixels.push(i);
+                }
             }
         }
     }
-    let b = grid.block;
-    (0..planes.w * planes.h)
-        .map(|i| near[(i / planes.w / b) * gw + (i % planes.w) / b])
-        .collect()
+    (in_band, pixels)
 }
 
 /// Walls in the band by hysteresis: above `edge_bar`, or above [`WEAK_WALL`] of
 /// it and 8-connected to such a pixel.
-fn walls(grad: &[f32], band: &[bool], w: usize, h: usize, edge_bar: f32) -> Vec<bool> {
+fn walls(grad: &[f32], band: &[bool], pixels: &[usize], w: usize, h: usize, edge_bar: f32) -> Vec<bool> {
     let weak = WEAK_WALL * edge_bar;
     let mut wall = vec![false; w * h];
-    let mut stack: Vec<usize> = (0..w * h).filter(|&i| band[i] && grad[i] >= edge_bar).collect();
+    let mut stack: Vec<usize> = pixels.iter().copied().filter(|&i| grad[i] >= edge_bar).collect();
     for &i in &stack {
         wall[i] = true;
     }
@@ -180,51 +223,6 @@ fn neighbours4(x: usize, y: usize, w: usize, h: usize) -> impl Iterator<Item = u
     .into_iter()
     .filter(move |&(xx, yy)| xx < w && yy < h)
     .map(move |(xx, yy)| yy * w + xx)
-}
-
-/// Chamfer (5-7) distance of every pixel to the nearest seed: two raster passes.
-fn chamfer(seeds: &[bool], w: usize, h: usize) -> Vec<u32> {
-    let far = u32::MAX / 2;
-    let mut d: Vec<u32> = seeds.iter().map(|&s| if s { 0 } else { far }).collect();
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let mut v = d[i];
-            if x > 0 {
-                v = v.min(d[i - 1] + STEP);
-            }
-            if y > 0 {
-                v = v.min(d[i - w] + STEP);
-                if x > 0 {
-                    v = v.min(d[i - w - 1] + DIAGONAL);
-                }
-                if x + 1 < w {
-                    v = v.min(d[i - w + 1] + DIAGONAL);
-                }
-            }
-            d[i] = v;
-        }
-    }
-    for y in (0..h).rev() {
-        for x in (0..w).rev() {
-            let i = y * w + x;
-            let mut v = d[i];
-            if x + 1 < w {
-                v = v.min(d[i + 1] + STEP);
-            }
-            if y + 1 < h {
-                v = v.min(d[i + w] + STEP);
-                if x + 1 < w {
-                    v = v.min(d[i + w + 1] + DIAGONAL);
-                }
-                if x > 0 {
-                    v = v.min(d[i + w - 1] + DIAGONAL);
-                }
-            }
-            d[i] = v;
-        }
-    }
-    d
 }
 
 #[cfg(test)]
