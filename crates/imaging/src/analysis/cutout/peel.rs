@@ -9,7 +9,7 @@
 //!
 //! At the working resolution, the pixels of the outline band that the backdrop
 //! reaches through shadow-like or backdrop-like pixels without crossing a wall are
-//! backdrop. Two guards keep the flood out of a light-grey or shaded garment,
+//! backdrop. Three guards keep the flood out of a light-grey or shaded garment,
 //! whose colour is shadow-like too:
 //!
 //! * **Walls by hysteresis** (as Canny's edge detector): a pixel whose gradient is
@@ -21,6 +21,11 @@
 //!   distance. A shadow is reached straight from the backdrop beside it; the
 //!   inside of a garment reached through a gap in its outline is not (the path
 //!   runs round the outline), so a gap costs a few pixels, not the band.
+//!
+//! * **Leaks**: where the flood reaches the band's inner edge and could go on
+//!   (the next pixel inward is as passable), nothing bounded it; over a front of
+//!   [`LEAK_FRONT`] band depths or more that is shaded cloth, not a shadow outside
+//!   an edge, and the peel is undone within [`LEAK_REACH`] band depths of it.
 //!
 //! The band is the coarse garment within [`BAND_CELLS`] cells of its backdrop;
 //! nothing deeper changes. Where the outline moved, the [`REOPEN`] pixels inside
@@ -47,6 +52,11 @@ const SLACK: f32 = 5.0;
 /// uncertain again (the guided filter's radius), and the level they get.
 const REOPEN: usize = 2;
 const UNCERTAIN: f32 = 0.5;
+/// Shortest leak front, in band depths, that undoes the peel: a slip through a
+/// short gap in a wall leaves a few pixels, shaded cloth a long front.
+const LEAK_FRONT: usize = 1;
+/// How far from a leak front the peel is undone, in band depths.
+const LEAK_REACH: u32 = 2;
 
 /// Sets `up` (the upsampled coarse garment, 0–1 per working pixel) to 0 on the
 /// pixels of the outline band that are shadow or backdrop reached from the
@@ -72,20 +82,38 @@ pub(super) fn peel_shadow_band(up: &mut [f32], planes: &Planes, coarse: &[u8], g
     // Straight-line (chamfer) distance to the backdrop, then the flood's own
     // distance through passable pixels, kept only along nearly straight paths.
     let straight = spread(&sources, w, h, |j| in_band[j], |_, _| true);
-    let passable = |i: usize| {
-        in_band[i]
-            && !wall[i]
-            && (is_shadow_like(planes.lab[i], planes.backdrop[i])
-                || kmeans::dist2(&planes.lab[i], &planes.backdrop[i]).sqrt() < HOLE_DEVIATION)
-    };
+    let passable = |i: usize| in_band[i] && !wall[i] && shade_or_sweep(planes, i);
     let flood = spread(&sources, w, h, passable, |j, d| {
         d as f32 <= DETOUR * straight[j] as f32 + SLACK
     });
-    let peeled: Vec<usize> = pixels.into_iter().filter(|&i| flood[i] != u32::MAX).collect();
+    // Leaks: where the flood would go on past the band's inner edge (the next
+    // pixel inward is passable too), no wall bounded it: that is shaded cloth, not
+    // a shadow lying outside an edge. The peel is undone near them.
+    let open_inward = |j: usize| {
+        !in_band[j] && up[j] > 0.0 && planes.grad[j] < WEAK_WALL * edge_bar && shade_or_sweep(planes, j)
+    };
+    let leaks: Vec<usize> = pixels
+        .iter()
+        .copied()
+        .filter(|&i| flood[i] != u32::MAX && neighbours4(i % w, i / w, w, h).any(open_inward))
+        .collect();
+    let leaks = long_fronts(leaks, w, h, LEAK_FRONT * grid.block * BAND_CELLS);
+    let reach = LEAK_REACH * STEP * (grid.block * BAND_CELLS) as u32;
+    let leaked = spread(&leaks, w, h, |j| flood[j] != u32::MAX, |_, d| d <= reach);
+    let peeled: Vec<usize> = pixels
+        .into_iter()
+        .filter(|&i| flood[i] != u32::MAX && leaked[i] == u32::MAX)
+        .collect();
     for &i in &peeled {
         up[i] = 0.0;
     }
     reopen(up, &peeled, w, h);
+}
+
+/// Shadow-like or within a hair of the backdrop: what the flood may cross.
+fn shade_or_sweep(planes: &Planes, i: usize) -> bool {
+    is_shadow_like(planes.lab[i], planes.backdrop[i])
+        || kmeans::dist2(&planes.lab[i], &planes.backdrop[i]).sqrt() < HOLE_DEVIATION
 }
 
 /// Chamfer-metric Dijkstra (steps of [`STEP`], diagonals [`DIAGONAL`]) from
@@ -212,6 +240,41 @@ fn walls(grad: &[f32], band: &[bool], pixels: &[usize], w: usize, h: usize, edge
     wall
 }
 
+/// The pixels of `front` in 8-connected runs of at least `min` pixels.
+fn long_fronts(front: Vec<usize>, w: usize, h: usize, min: usize) -> Vec<usize> {
+    let mut member = vec![false; w * h];
+    for &i in &front {
+        member[i] = true;
+    }
+    let mut kept = Vec::new();
+    for &start in &front {
+        if !member[start] {
+            continue;
+        }
+        member[start] = false;
+        let mut run = vec![start];
+        let mut k = 0;
+        while k < run.len() {
+            let i = run[k];
+            k += 1;
+            let (x, y) = (i % w, i / w);
+            for yy in y.saturating_sub(1)..(y + 2).min(h) {
+                for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                    let j = yy * w + xx;
+                    if member[j] {
+                        member[j] = false;
+                        run.push(j);
+                    }
+                }
+            }
+        }
+        if run.len() >= min {
+            kept.extend(run);
+        }
+    }
+    kept
+}
+
 /// The 4-neighbours of (x, y) inside a w×h frame, as indices.
 fn neighbours4(x: usize, y: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
     [
@@ -298,6 +361,20 @@ mod tests {
             assert_eq!(up[y * W + 18], UNCERTAIN, "row {y}: subject's edge not reopened");
             assert_eq!(up[y * W + 19], UNCERTAIN, "row {y}: subject's edge not reopened");
             assert_eq!(up[y * W + 20], 1.0, "row {y}: subject peeled");
+        }
+    }
+
+    #[test]
+    fn shaded_cloth_the_flood_runs_through_to_the_bands_inner_edge_is_kept() {
+        // A light-grey garment (shadow-like) from column 16 with no outline at
+        // all: the flood crosses the whole band and would go on inward, so this is
+        // cloth, not a shadow outside an edge.
+        let colour = |x: usize, _| if x >= 16 { GREY } else { SWEEP };
+        let (planes, grid, coarse) = frame(colour, |_, _| 0.1);
+        let up = peeled(&planes, &grid, &coarse);
+        for y in 0..H {
+            assert_eq!(up[y * W + 16], 1.0, "row {y}: shaded cloth peeled");
+            assert_eq!(up[y * W + 17], 1.0, "row {y}: shaded cloth peeled");
         }
     }
 
