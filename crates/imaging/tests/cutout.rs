@@ -36,6 +36,38 @@ fn every_studio_kind_is_cut_out_to_the_target_iou() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Every other seed the benchmark uses (2–5), for every studio kind but the JPEG
+/// one (well cut or refused, below): the shaded and white-balanced white tees and
+/// the dense soft shadow were below the target on one of them before the solve
+/// stopped carving deep into the outline and the peel stopped at leaks.
+#[test]
+fn every_studio_kind_holds_the_target_on_every_benchmark_seed() {
+    let settings = Settings::defaults().analysis;
+    let mut failures = Vec::new();
+    for kind in Kind::ALL
+        .into_iter()
+        .filter(|&k| k.is_studio() && k != Kind::Jpeg)
+    {
+        for seed in 2..=5 {
+            let g = studio(kind, W, H, seed);
+            match analyze(&g.image, None, &settings) {
+                Ok(a) => {
+                    let v = iou(&a.mask, &g.mask);
+                    if v < TARGET_IOU || a.analysis.mask_confidence < settings.min_mask_confidence {
+                        failures.push(format!(
+                            "{} seed {seed}: IoU {v:.3}, confidence {:.2}",
+                            kind.name(),
+                            a.analysis.mask_confidence
+                        ));
+                    }
+                }
+                Err(e) => failures.push(format!("{} seed {seed}: {e}", kind.name())),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// The hardest studio kind on every seed the benchmark uses: a low-quality JPEG
 /// of a white tee is either cut out well or not trusted, never a broken mask
 /// passed on (seed 2 lost the inside and kept a band along the outline).

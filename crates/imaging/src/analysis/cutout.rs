@@ -86,6 +86,12 @@ const HOLE_WALL_SHARE: f32 = 0.6;
 const HOLE_TEXTURE: f32 = 1.5;
 /// Share of a gap holding a cast shadow that must still match the sweep.
 const GAP_CLEAN_SHARE: f32 = 0.4;
+/// The solve may take cells this many cells deep inside the first labelling's
+/// garment (Chebyshev) only in pieces narrower than a gap (see
+/// `restore_enclosed_cloth`)...
+const DEEP_CELLS: usize = 3;
+/// ...whose cells all lie within this many cells of the piece's side.
+const BITE_RADIUS: usize = 2;
 /// Smallest enclosed region considered as a gap, in grid cells.
 const MIN_HOLE_CELLS: usize = 6;
 /// GrabCut rounds: colour models refitted, smoothness solved.
@@ -288,7 +294,10 @@ pub(super) fn cut(
         models = Models::fit(&grid.lab, &grid.backdrop, u, grid.w).unwrap_or(models);
     }
     let u = solver.as_ref().map_or(first.as_slice(), tv::Solver::u);
-    let coarse: Vec<u8> = u.iter().map(|&v| u8::from(v >= 0.5)).collect();
+    let mut coarse: Vec<u8> = u.iter().map(|&v| u8::from(v >= 0.5)).collect();
+    if prior.is_none() {
+        restore_enclosed_cloth(&mut coarse, &first, &grid);
+    }
     let coarse_solved = coarse.clone();
     let coarse = morph::clean(&coarse, grid.w, grid.h)?;
     // Enclosed gaps the solver opened are filled again, clean backdrop holes kept.
@@ -608,6 +617,31 @@ fn keep_gaps(labels: &mut [u8], blocked: &[bool], grid: &Grid) {
             for &i in &members {
                 labels[i] = 2;
             }
+        }
+    }
+}
+
+/// Gives back to the garment what the solve took deep inside the first labelling's
+/// outline, in pieces too wide to be a gap: the solve's colour models see a lit
+/// patch of white cloth that matches the sweep as backdrop (the likelihood ratio
+/// outweighs the first labelling's prior), and where the outline beside it is
+/// crisp the smoothness term lets the backdrop in along it. The first labelling
+/// found that patch enclosed by walls, which colour alone does not overturn. The
+/// solve still moves the outline (cells within [`DEEP_CELLS`] of the first
+/// labelling's backdrop) and opens narrow gaps (under [`BITE_RADIUS`] cells from
+/// their middle to their side, such as the sliver between a sleeve and the body);
+/// enclosed clean holes are reopened afterwards as before.
+fn restore_enclosed_cloth(coarse: &mut [u8], first: &[f32], grid: &Grid) {
+    let (w, h) = (grid.w, grid.h);
+    let garment: Vec<bool> = first.iter().map(|&f| f >= 0.5).collect();
+    let deep = morph::erode(&garment, w, h, DEEP_CELLS);
+    let taken: Vec<bool> = (0..coarse.len()).map(|i| coarse[i] == 0 && deep[i]).collect();
+    // Opening of what the solve took: only pieces wider than a gap survive.
+    let cores = morph::erode(&taken, w, h, BITE_RADIUS);
+    let wide = morph::dilate_within(&cores, &taken, w, h, BITE_RADIUS);
+    for (c, &back) in coarse.iter_mut().zip(&wide) {
+        if back {
+            *c = 1;
         }
     }
 }
@@ -987,6 +1021,51 @@ mod tests {
             }
         }
         (g, labels)
+    }
+
+    /// What `restore_enclosed_cloth` leaves of a solve that took `taken(x, y)`
+    /// from a first labelling whose garment is cells 4..36 of a 40×40 grid.
+    fn after_restore(taken: impl Fn(usize, usize) -> bool) -> Vec<u8> {
+        let (w, h) = (40, 40);
+        let (g, _) = grid(true, |_, _| CLOTH);
+        let g = Grid { w, h, ..g };
+        let inside = |x: usize, y: usize| (4..36).contains(&x) && (4..36).contains(&y);
+        let first: Vec<f32> = (0..w * h)
+            .map(|i| f32::from(u8::from(inside(i % w, i / w))))
+            .collect();
+        let mut coarse: Vec<u8> = (0..w * h)
+            .map(|i| u8::from(inside(i % w, i / w) && !taken(i % w, i / w)))
+            .collect();
+        restore_enclosed_cloth(&mut coarse, &first, &g);
+        coarse
+    }
+
+    #[test]
+    fn a_wide_patch_the_solve_took_inside_the_outline_is_cloth_again() {
+        // A lit patch of cloth, 12×12 cells, through the outline at the right
+        // (x 24..36): its deep part comes back, the outline's own cells stay
+        // the solve's (it may move the outline).
+        let coarse = after_restore(|x, y| (24..36).contains(&x) && (14..26).contains(&y));
+        for y in 15..25 {
+            for x in 25..32 {
+                assert_eq!(coarse[y * 40 + x], 1, "({x}, {y}) left out of the garment");
+            }
+        }
+        assert_eq!(coarse[20 * 40 + 35], 0, "the outline's cell was restored");
+    }
+
+    #[test]
+    fn a_narrow_gap_the_solve_opened_stays_open() {
+        // A sliver 3 cells wide up into the garment from its lower edge (a sleeve
+        // gap's top) and a shallow strip along the outline stay as solved.
+        let sliver = |x: usize, y: usize| (18..21).contains(&x) && (10..36).contains(&y);
+        let strip = |x: usize, y: usize| (4..7).contains(&x) && (4..36).contains(&y);
+        let coarse = after_restore(|x, y| sliver(x, y) || strip(x, y));
+        for y in 10..36 {
+            for x in (18..21).chain(4..7) {
+                assert_eq!(coarse[y * 40 + x], 0, "({x}, {y}) filled");
+            }
+        }
     }
 
     fn blocked(g: &Grid) -> Vec<bool> {

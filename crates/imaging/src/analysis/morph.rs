@@ -11,6 +11,43 @@
 //! so every hole is well defined. The flood fills work on horizontal runs with an
 //! explicit stack, so there is no recursion depth to overflow on large images.
 
+/// Erosion by a (2r+1)² square, r = `steps`: a cell stays set when every cell
+/// within `steps` (Chebyshev) is set; cells outside the frame count as unset.
+pub(super) fn erode(set: &[bool], w: usize, h: usize, steps: usize) -> Vec<bool> {
+    let mut out = set.to_vec();
+    for _ in 0..steps {
+        let prev = out.clone();
+        for (i, o) in out.iter_mut().enumerate() {
+            let (x, y) = (i % w, i / w);
+            *o =
+                prev[i] && x > 0 && y > 0 && x + 1 < w && y + 1 < h && square(&prev, (w, h), x, y).all(|v| v);
+        }
+    }
+    out
+}
+
+/// Dilation of `seeds` by a (2r+1)² square, r = `steps`, kept inside `within`
+/// (each step grows one cell and stays inside it).
+pub(super) fn dilate_within(seeds: &[bool], within: &[bool], w: usize, h: usize, steps: usize) -> Vec<bool> {
+    let mut out = seeds.to_vec();
+    for _ in 0..steps {
+        let prev = out.clone();
+        for (i, o) in out.iter_mut().enumerate() {
+            let (x, y) = (i % w, i / w);
+            if !*o && within[i] {
+                *o = square(&prev, (w, h), x, y).any(|v| v);
+            }
+        }
+    }
+    out
+}
+
+/// The 3×3 square of `set` around (x, y), clipped to the frame.
+fn square(set: &[bool], (w, h): (usize, usize), x: usize, y: usize) -> impl Iterator<Item = bool> + '_ {
+    (y.saturating_sub(1)..(y + 2).min(h))
+        .flat_map(move |yy| (x.saturating_sub(1)..(x + 2).min(w)).map(move |xx| set[yy * w + xx]))
+}
+
 /// A component smaller than this fraction of the frame is a speck.
 const MIN_COMPONENT_FRACTION: f64 = 0.001;
 /// A component smaller than this fraction of the largest one is debris.
