@@ -182,6 +182,38 @@ pub(super) fn clean(fg: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
     Some(backdrop.into_iter().map(|b| u8::from(!b)).collect())
 }
 
+/// Those of `members` (pixel indices) that lie in 8-connected pieces of at least
+/// `min` of them, pieces as [`clean`] counts them.
+pub(super) fn in_large_pieces(members: &[usize], w: usize, h: usize, min: usize) -> Vec<usize> {
+    // 0: not a member; 1: a member not yet in a piece; k ≥ 2: in piece k.
+    let mut label = vec![0u32; w * h];
+    for &i in members {
+        label[i] = 1;
+    }
+    let mut areas: Vec<usize> = vec![0, 0];
+    let mut stack = Vec::new();
+    for &start in members {
+        if label[start] == 1 {
+            let piece = areas.len() as u32;
+            let area = span_fill(
+                &mut label,
+                (w, h),
+                (start % w, start / w),
+                Connectivity::Eight,
+                &mut stack,
+                |label, i| label[i] == 1,
+                |label, i| label[i] = piece,
+            );
+            areas.push(area);
+        }
+    }
+    members
+        .iter()
+        .copied()
+        .filter(|&i| areas[label[i] as usize] >= min)
+        .collect()
+}
+
 /// Area of the largest piece of `fg` (non-zero), 8-connected like the pieces
 /// [`clean`] keeps, so the confidence's fragmentation measures what was kept.
 pub(super) fn largest_piece(fg: &[u8], w: usize, h: usize) -> usize {
@@ -208,6 +240,32 @@ pub(super) fn largest_piece(fg: &[u8], w: usize, h: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_are_8_connected_and_small_ones_dropped() {
+        // 5×3: a diagonal run of three (one piece, 8-connected) and a lone pixel.
+        let (w, h) = (5, 3);
+        let members = [0, 6, 12, 4];
+        assert_eq!(in_large_pieces(&members, w, h, 2), vec![0, 6, 12]);
+        assert_eq!(in_large_pieces(&members, w, h, 4), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn an_opening_drops_what_is_narrower_than_its_disc() {
+        // 12×8: a 6×6 block (x 1..7) and a bar 2 wide (x 9..11), both 6 tall.
+        let (w, h) = (12, 8);
+        let set: Vec<bool> = (0..w * h)
+            .map(|i| {
+                (1..7).contains(&(i % w)) && (1..7).contains(&(i / w))
+                    || (9..11).contains(&(i % w)) && (1..7).contains(&(i / w))
+            })
+            .collect();
+        let opened = dilate_within(&erode(&set, w, h, 2), &set, w, h, 2);
+        assert_eq!(
+            opened,
+            (0..w * h).map(|i| set[i] && i % w < 8).collect::<Vec<_>>()
+        );
+    }
 
     /// A 40×30 grid with a filled rectangle, optionally with a hole and a speck.
     fn scene(hole: bool, speck: bool) -> (Vec<u8>, usize, usize) {

@@ -35,7 +35,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{Grid, HOLE_DEVIATION, Planes, is_shadow_like, kmeans};
+use super::{Grid, HOLE_DEVIATION, Planes, is_shadow_like, kmeans, morph};
 
 /// Depth of the band, in grid cells from the coarse backdrop (Chebyshev).
 const BAND_CELLS: usize = 2;
@@ -97,7 +97,7 @@ pub(super) fn peel_shadow_band(up: &mut [f32], planes: &Planes, coarse: &[u8], g
         .copied()
         .filter(|&i| flood[i] != u32::MAX && neighbours4(i % w, i / w, w, h).any(open_inward))
         .collect();
-    let leaks = long_fronts(leaks, w, h, LEAK_FRONT * grid.block * BAND_CELLS);
+    let leaks = morph::in_large_pieces(&leaks, w, h, LEAK_FRONT * grid.block * BAND_CELLS);
     let reach = LEAK_REACH * STEP * (grid.block * BAND_CELLS) as u32;
     let leaked = spread(&leaks, w, h, |j| flood[j] != u32::MAX, |_, d| d <= reach);
     let peeled: Vec<usize> = pixels
@@ -238,41 +238,6 @@ fn walls(grad: &[f32], band: &[bool], pixels: &[usize], w: usize, h: usize, edge
         }
     }
     wall
-}
-
-/// The pixels of `front` in 8-connected runs of at least `min` pixels.
-fn long_fronts(front: Vec<usize>, w: usize, h: usize, min: usize) -> Vec<usize> {
-    let mut member = vec![false; w * h];
-    for &i in &front {
-        member[i] = true;
-    }
-    let mut kept = Vec::new();
-    for &start in &front {
-        if !member[start] {
-            continue;
-        }
-        member[start] = false;
-        let mut run = vec![start];
-        let mut k = 0;
-        while k < run.len() {
-            let i = run[k];
-            k += 1;
-            let (x, y) = (i % w, i / w);
-            for yy in y.saturating_sub(1)..(y + 2).min(h) {
-                for xx in x.saturating_sub(1)..(x + 2).min(w) {
-                    let j = yy * w + xx;
-                    if member[j] {
-                        member[j] = false;
-                        run.push(j);
-                    }
-                }
-            }
-        }
-        if run.len() >= min {
-            kept.extend(run);
-        }
-    }
-    kept
 }
 
 /// The 4-neighbours of (x, y) inside a w×h frame, as indices.
