@@ -128,26 +128,8 @@ pub(super) fn clean(fg: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
     if n == 0 || fg.len() != n {
         return None;
     }
-    // Label components; label 0 is background, labels start at 1.
-    let mut labels = vec![0u32; n];
-    let mut areas: Vec<usize> = vec![0];
+    let (labels, areas) = label_pieces((w, h), 0..n, |i| fg[i] != 0);
     let mut stack: Vec<(u32, u32)> = Vec::new();
-    for start in 0..n {
-        if fg[start] == 0 || labels[start] != 0 {
-            continue;
-        }
-        let label = areas.len() as u32;
-        let area = span_fill(
-            &mut labels,
-            (w, h),
-            (start % w, start / w),
-            Connectivity::Eight,
-            &mut stack,
-            |labels, i| fg[i] != 0 && labels[i] == 0,
-            |labels, i| labels[i] = label,
-        );
-        areas.push(area);
-    }
     let largest = areas.iter().copied().max().unwrap_or(0);
     let floor = (n as f64 * MIN_COMPONENT_FRACTION).ceil().max(1.0) as usize;
     if largest < floor {
@@ -185,33 +167,46 @@ pub(super) fn clean(fg: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
 /// Those of `members` (pixel indices) that lie in 8-connected pieces of at least
 /// `min` of them, pieces as [`clean`] counts them.
 pub(super) fn in_large_pieces(members: &[usize], w: usize, h: usize, min: usize) -> Vec<usize> {
-    // 0: not a member; 1: a member not yet in a piece; k ≥ 2: in piece k.
-    let mut label = vec![0u32; w * h];
+    let mut member = vec![false; w * h];
     for &i in members {
-        label[i] = 1;
+        member[i] = true;
     }
-    let mut areas: Vec<usize> = vec![0, 0];
-    let mut stack = Vec::new();
-    for &start in members {
-        if label[start] == 1 {
-            let piece = areas.len() as u32;
-            let area = span_fill(
-                &mut label,
-                (w, h),
-                (start % w, start / w),
-                Connectivity::Eight,
-                &mut stack,
-                |label, i| label[i] == 1,
-                |label, i| label[i] = piece,
-            );
-            areas.push(area);
-        }
-    }
+    let (labels, areas) = label_pieces((w, h), members.iter().copied(), |i| member[i]);
     members
         .iter()
         .copied()
-        .filter(|&i| areas[label[i] as usize] >= min)
+        .filter(|&i| areas[labels[i] as usize] >= min)
         .collect()
+}
+
+/// Labels the 8-connected pieces of the pixels `member` admits, starting a piece
+/// at each unlabelled one of `starts`: a label per pixel (0 = none, pieces from 1)
+/// and each label's area (`areas[0]` = 0).
+fn label_pieces(
+    (w, h): (usize, usize),
+    starts: impl Iterator<Item = usize>,
+    member: impl Fn(usize) -> bool,
+) -> (Vec<u32>, Vec<usize>) {
+    let mut labels = vec![0u32; w * h];
+    let mut areas: Vec<usize> = vec![0];
+    let mut stack: Vec<(u32, u32)> = Vec::new();
+    for start in starts {
+        if !member(start) || labels[start] != 0 {
+            continue;
+        }
+        let label = areas.len() as u32;
+        let area = span_fill(
+            &mut labels,
+            (w, h),
+            (start % w, start / w),
+            Connectivity::Eight,
+            &mut stack,
+            |labels, i| member(i) && labels[i] == 0,
+            |labels, i| labels[i] = label,
+        );
+        areas.push(area);
+    }
+    (labels, areas)
 }
 
 /// Area of the largest piece of `fg` (non-zero), 8-connected like the pieces
